@@ -1,0 +1,35 @@
+"""nsnet: Docker's container networking model on the Linux kernel's own primitives.
+
+The package is laid out by domain noun; the CLI, the daemon's HTTP API and the CNI plugin are
+thin adapters over one engine, and only ``nsnet.kernel`` talks to the kernel.
+
+Glossary
+--------
+network
+    A named L2/L3 domain made by a driver (``bridge``, ``host``, ``null``), with IPAM
+    configuration, options and labels.
+driver
+    The code that realises a network on the kernel: a Linux bridge for ``bridge``; nothing for
+    ``host`` and ``null``.
+container
+    A named sandbox plus, optionally, a process started in it. States: created, running,
+    exited. A container and its addresses live until it is removed.
+sandbox
+    The container's namespaces: its network namespace and its UTS namespace, each kept alive by
+    a file bind-mounted under the run directory. Processes get a private mount namespace of
+    their own at start.
+endpoint
+    One attachment of a container to a network: a veth pair (``host_ifname`` on the bridge,
+    ``container_ifname`` such as ``eth0`` in the sandbox), a MAC address, an IPv4 address and
+    DNS aliases.
+IPAM
+    Address pools, subnets, gateways; allocation and release of addresses.
+port binding
+    hostIP:hostPort/proto forwarded to containerIP:containerPort.
+
+Naming on the host: the default bridge is ``nsnet0``, other bridges ``br-<12 hex of network
+id>``, host veth ends ``veth<7 hex>``.
+"""
+
+__version__ = "0.1.0"
+API_VERSION = "1.41"

@@ -1,0 +1,155 @@
+"""The engine's records and requests: networks, containers, endpoints, port bindings.
+
+These are plain dataclasses, free of HTTP and of the kernel. The API layer turns them into
+Docker's JSON; the store turns them into rows.
+"""
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+
+# Docker's option keys, which nsnet honours under the same names.
+OPT_BRIDGE_NAME = "com.docker.network.bridge.name"
+OPT_ENABLE_ICC = "com.docker.network.bridge.enable_icc"
+OPT_ENABLE_IP_MASQUERADE = "com.docker.network.bridge.enable_ip_masquerade"
+OPT_HOST_BINDING_IPV4 = "com.docker.network.bridge.host_binding_ipv4"
+OPT_DEFAULT_BRIDGE = "com.docker.network.bridge.default_bridge"
+OPT_MTU = "com.docker.network.driver.mtu"
+
+BUILTIN_NETWORKS = ("bridge", "host", "none")
+DEFAULT_BRIDGE_DEVICE = "nsnet0"
+
+
+@dataclass
+class IpamConfig:
+    """One subnet of a network and the addresses it reserves."""
+
+    subnet: IPv4Network
+    gateway: IPv4Address | None = None
+    ip_range: IPv4Network | None = None
+    aux_addresses: dict[str, IPv4Address] = field(default_factory=dict)
+
+
+@dataclass
+class Network:
+    id: str  # 64 hex
+    name: str
+    driver: str  # bridge | host | null
+    created: str  # RFC 3339 with nanoseconds, as Docker prints it
+    scope: str = "local"
+    internal: bool = False
+    attachable: bool = False
+    ingress: bool = False
+    enable_ipv6: bool = False
+    ipam_driver: str = "default"
+    ipam_options: dict[str, str] = field(default_factory=dict)
+    ipam: list[IpamConfig] = field(default_factory=list)
+    options: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def builtin(self) -> bool:
+        return self.name in BUILTIN_NETWORKS
+
+    @property
+    def bridge_name(self) -> str | None:
+        """The bridge device of a bridge network."""
+        if self.driver != "bridge":
+            return None
+        return self.options.get(OPT_BRIDGE_NAME) or f"br-{self.id[:12]}"
+
+    @property
+    def mtu(self) -> int:
+        return int(self.options.get(OPT_MTU, "1500") or 1500)
+
+    def option_enabled(self, key: str) -> bool:
+        """A boolean option; Docker treats a missing icc/masquerade option as true."""
+        return self.options.get(key, "true").lower() in ("1", "true", "yes", "on")
+
+
+@dataclass
+class NetworkCreate:
+    """A request to create a network, as `network create` or POST /networks/create give it."""
+
+    name: str
+    driver: str = "bridge"
+    internal: bool = False
+    attachable: bool = False
+    enable_ipv6: bool = False
+    ipam: list[IpamConfig] = field(default_factory=list)
+    ipam_options: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PortBinding:
+    """hostIP:hostPort/proto forwarded to containerPort of the container's address."""
+
+    container_port: int
+    protocol: str = "tcp"  # tcp | udp | sctp
+    host_ip: str = "0.0.0.0"
+    host_port: int = 0  # 0 until chosen
+
+
+@dataclass
+class Endpoint:
+    id: str  # 64 hex
+    network_id: str
+    container_id: str
+    container_ifname: str  # eth0, eth1, ...
+    host_ifname: str  # veth<7 hex>
+    mac_address: str
+    address: IPv4Address
+    prefixlen: int
+    gateway: IPv4Address | None
+    aliases: list[str] = field(default_factory=list)
+    static_address: bool = False  # pinned with --ip: never handed out while this exists
+
+
+@dataclass
+class Container:
+    id: str  # 64 hex
+    name: str
+    created: str
+    hostname: str
+    network_mode: str  # bridge | host | none | container:<id> | <network name>
+    command: list[str] = field(default_factory=list)
+    state: str = "created"  # created | running | exited
+    pid: int = 0
+    exit_code: int = 0
+    started_at: str = ""
+    finished_at: str = ""
+    detached: bool = False  # the process is the daemon's (run -d) rather than a client's
+    sysctls: dict[str, str] = field(default_factory=dict)
+    mac_address: str | None = None  # requested for the first endpoint
+    ip_address: str | None = None  # requested for the first endpoint
+    aliases: list[str] = field(default_factory=list)  # requested for the first endpoint
+    auto_remove: bool = False
+    ports: list[PortBinding] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    netns_path: str = ""  # bind-mounted network namespace ("" in host mode)
+    uts_path: str = ""  # bind-mounted UTS namespace ("" in host mode)
+
+    @property
+    def shares_namespace_of(self) -> str | None:
+        """The id of the container whose namespace this one joins (container:<id> mode)."""
+        if self.network_mode.startswith("container:"):
+            return self.network_mode.split(":", 1)[1]
+        return None
+
+
+@dataclass
+class ContainerCreate:
+    """A request to create a container, as `create`/`run` or POST /containers/create give it."""
+
+    name: str | None = None
+    command: list[str] = field(default_factory=list)
+    network: str = "bridge"  # a network name or id, host, none, container:<name|id>
+    ip_address: str | None = None
+    mac_address: str | None = None
+    hostname: str | None = None
+    sysctls: dict[str, str] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)
+    auto_remove: bool = False
+    ports: list[PortBinding] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
