@@ -1,46 +1,387 @@
 """The engine: networks, containers and endpoints as transactions over the store and kernel.
 
 Every public method is one operation: it completes, or it raises ``NsnetError`` and leaves
-nothing behind. The engine is not thread-safe by design: the daemon calls it from one worker
-thread (the pyroute2 handles it keeps are bound to that thread).
+nothing behind. Store changes run in one SQLite transaction, committed last; kernel steps push
+their undo onto an ``ExitStack`` that is popped only on success.
+
+The engine is not thread-safe by design: the daemon calls it from one worker thread, because
+the pyroute2 handles it keeps are bound to the thread that opened them.
 """
 
-from nsnet.models import Container, ContainerCreate, Endpoint, Network, NetworkCreate
+import contextlib
+import logging
+import os
+import re
+import secrets
+import signal
+import subprocess
+import time
+from collections import OrderedDict
+from datetime import UTC, datetime
+from ipaddress import IPv4Address, IPv4Network
+
+from nsnet import failpoints, ipam
+from nsnet.drivers import BridgeDriver, HostDriver, NullDriver
+from nsnet.errors import Conflict, Forbidden, InvalidArgument, NotFound, NsnetError
+from nsnet.kernel import namespace
+from nsnet.kernel.netlink import ALIAS_PREFIX, Netlink, write_sysctl
+from nsnet.models import (
+    DEFAULT_BRIDGE_DEVICE,
+    OPT_BRIDGE_NAME,
+    OPT_DEFAULT_BRIDGE,
+    OPT_ENABLE_ICC,
+    OPT_ENABLE_IP_MASQUERADE,
+    OPT_HOST_BINDING_IPV4,
+    OPT_MTU,
+    Container,
+    ContainerCreate,
+    Endpoint,
+    IpamConfig,
+    Network,
+    NetworkCreate,
+)
 from nsnet.paths import Paths
+from nsnet.sandbox import Sandboxes
+
+log = logging.getLogger(__name__)
+
+NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")  # Docker's, for containers
+NETWORK_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+MAC_PATTERN = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
+UNKNOWN_EXIT_CODE = -1  # the process ended while nobody could wait for it
+SANDBOX_HANDLES = 128  # open netlink handles kept for recently used sandboxes
+STOP_POLL_SECONDS = 0.02
+
+DEFAULT_BRIDGE_OPTIONS = {
+    OPT_DEFAULT_BRIDGE: "true",
+    OPT_ENABLE_ICC: "true",
+    OPT_ENABLE_IP_MASQUERADE: "true",
+    OPT_HOST_BINDING_IPV4: "0.0.0.0",
+    OPT_BRIDGE_NAME: DEFAULT_BRIDGE_DEVICE,
+    OPT_MTU: "1500",
+}
+
+
+def now() -> str:
+    """The current time as Docker prints it: RFC 3339 in UTC with nanoseconds."""
+    nanoseconds = time.time_ns()
+    stamp = datetime.fromtimestamp(nanoseconds // 1_000_000_000, UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S") + f".{nanoseconds % 1_000_000_000:09d}Z"
+
+
+def new_id() -> str:
+    return secrets.token_hex(32)
+
+
+def mac_from_address(address: IPv4Address) -> str:
+    """Docker's MAC for an IPv4 endpoint: 02:42 followed by the address's four bytes."""
+    return "02:42:" + ":".join(f"{byte:02x}" for byte in address.packed)
+
+
+def process_start_time(pid: int) -> int | None:
+    """The start time of ``pid`` in clock ticks, or None when no such process lives."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    if fields[0] == "Z":
+        return None
+    return int(fields[19])
 
 
 class Engine:
     def __init__(self, paths: Paths | None = None) -> None:
         self.paths = paths or Paths.from_env()
+        self.store = None
+        self.host: Netlink | None = None
+        self.sandboxes = Sandboxes(self.paths)
+        self._handles: OrderedDict[str, Netlink] = OrderedDict()
+        self._children: dict[int, str] = {}  # pid -> container id, for processes we started
+        self._watched: dict[str, tuple[int, int]] = {}  # container id -> (pid, start time)
+        self.drivers: dict = {}
+
+    # Life cycle
 
     def open(self) -> None:
         """Open the store, make the built-in networks, and reconcile the kernel with the store."""
-        raise NotImplementedError
+        from nsnet.store import Store
+
+        self.paths.ensure()
+        self.store = Store(self.paths.database)
+        self.host = Netlink.open()
+        self.sandboxes.prepare()
+        self.drivers = {
+            "bridge": BridgeDriver(self.host, self._sandbox_netlink),
+            "host": HostDriver(),
+            "null": NullDriver(),
+        }
+        write_sysctl("net.ipv4.ip_forward", "1")
+        log.info("enabled IPv4 forwarding in the host namespace")
+        self._ensure_builtin_networks()
+        self.reconcile()
 
     def close(self) -> None:
-        raise NotImplementedError
+        for handle in self._handles.values():
+            handle.close()
+        self._handles.clear()
+        if self.host is not None:
+            self.host.close()
+        if self.store is not None:
+            self.store.close()
+
+    def _sandbox_netlink(self, netns_path: str) -> Netlink:
+        """A cached netlink handle inside a sandbox (opening one costs milliseconds)."""
+        handle = self._handles.pop(netns_path, None)
+        if handle is None:
+            handle = Netlink.open(netns_path)
+        self._handles[netns_path] = handle
+        while len(self._handles) > SANDBOX_HANDLES:
+            _, oldest = self._handles.popitem(last=False)
+            oldest.close()
+        return handle
+
+    def _forget_sandbox_netlink(self, netns_path: str) -> None:
+        # An open netlink socket keeps its namespace, and the veth in it, alive.
+        handle = self._handles.pop(netns_path, None)
+        if handle is not None:
+            handle.close()
+
+    def _ensure_builtin_networks(self) -> None:
+        names = {network.name for network in self.store.networks()}
+        if "bridge" not in names:
+            subnet = ipam.choose_subnet(
+                [config.subnet for network in self.store.networks() for config in network.ipam],
+                self._host_routes(),
+            )
+            self._create_network_record(
+                NetworkCreate(
+                    name="bridge",
+                    ipam=[IpamConfig(subnet=subnet)],
+                    options=dict(DEFAULT_BRIDGE_OPTIONS),
+                ),
+                builtin=True,
+            )
+        for name, driver in (("host", "host"), ("none", "null")):
+            if name not in names:
+                network = Network(id=new_id(), name=name, driver=driver, created=now())
+                with self.store.transaction():
+                    self.store.put_network(network)
+
+    def _host_routes(self) -> list[IPv4Network]:
+        return [
+            IPv4Network(f"{destination}/{prefixlen}", strict=False)
+            for destination, prefixlen in self.host.ipv4_routes()
+        ]
+
+    # Reconciliation
+
+    def reconcile(self) -> None:
+        """Make the kernel match the store after a restart or crash.
+
+        Removes nsnet-made links and namespace files that have no record, re-creates missing
+        bridges, sandboxes and veth pairs of recorded ones, and marks containers whose process
+        is gone as exited. Links without nsnet's alias are never touched.
+        """
+        networks = {network.id: network for network in self.store.networks()}
+        containers = {container.id: container for container in self.store.containers()}
+        endpoints = self.store.endpoints()
+        owners = set(networks) | {endpoint.id for endpoint in endpoints}
+
+        for link in self.host.links():
+            owner = link["alias"].removeprefix(ALIAS_PREFIX)
+            if link["alias"].startswith(ALIAS_PREFIX) and owner not in owners:
+                if link["kind"] in ("bridge", "veth"):
+                    log.warning("reconcile: removing leftover link %s", link["ifname"])
+                    self.host.delete_link(link["ifname"])
+
+        for container_id, files in self.sandboxes.files().items():
+            if container_id not in containers:
+                log.warning("reconcile: removing leftover sandbox %s", container_id[:12])
+                for path in files:
+                    namespace.remove(path)
+
+        for network in networks.values():
+            if network.driver == "bridge":
+                self.drivers["bridge"].create(network)
+
+        for container in containers.values():
+            self._reconcile_container(container, networks, endpoints)
+
+    def _reconcile_container(self, container: Container, networks: dict, endpoints: list) -> None:
+        if container.state == "running":
+            start_time = process_start_time(container.pid)
+            if start_time is not None and start_time == self._recorded_start(container):
+                self._watched[container.id] = (container.pid, start_time)
+                log.info("container %s: adopted process %d", container.name, container.pid)
+            else:
+                self._mark_exited(container, UNKNOWN_EXIT_CODE)
+
+        if container.network_mode in ("host",) or container.shares_namespace_of:
+            return
+        if not namespace.is_mounted_namespace(container.netns_path):
+            log.warning("container %s: sandbox missing; re-creating it", container.name)
+            self._forget_sandbox_netlink(container.netns_path)
+            self.sandboxes.remove(container.id)
+            self.sandboxes.create(container.id, container.hostname)
+            self._prepare_sandbox(container)
+        mine = [endpoint for endpoint in endpoints if endpoint.container_id == container.id]
+        for endpoint in mine:
+            if self.host.link_index(endpoint.host_ifname) is None:
+                log.warning(
+                    "container %s: veth %s missing; re-creating it",
+                    container.name,
+                    endpoint.host_ifname,
+                )
+                network = networks[endpoint.network_id]
+                self.drivers[network.driver].join(
+                    network,
+                    endpoint,
+                    container.netns_path,
+                    self._wants_default_route(container.id, network, exclude=endpoint.id),
+                )
+
+    def _recorded_start(self, container: Container) -> int | None:
+        value = container.labels.get("nsnet.process-start-time")
+        return int(value) if value else None
 
     # Networks
 
     def create_network(self, request: NetworkCreate) -> Network:
-        raise NotImplementedError
+        if request.name in ("bridge", "host", "none"):
+            raise Forbidden(f"cannot create network '{request.name}': it is a pre-defined network")
+        return self._create_network_record(request, builtin=False)
+
+    def _create_network_record(self, request: NetworkCreate, builtin: bool) -> Network:
+        name = request.name
+        if not NETWORK_NAME_PATTERN.match(name or "") or len(name) > 128:
+            raise InvalidArgument(
+                f"cannot create network '{name}': names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*"
+            )
+        if request.enable_ipv6:
+            raise InvalidArgument(f"cannot create network '{name}': IPv6 is not supported yet")
+        driver = self.drivers.get(request.driver)
+        if driver is None:
+            raise NotFound(
+                f"cannot create network '{name}': plugin \"{request.driver}\" not found"
+            )
+        if any(network.name == name for network in self.store.networks()):
+            raise Conflict(f"network with name {name} already exists")
+        driver.validate(request)
+        configs = self._ipam_configs(request)
+        for key in request.ipam_options:
+            raise InvalidArgument(f"cannot create network '{name}': unknown IPAM option '{key}'")
+
+        network = Network(
+            id=new_id(),
+            name=name,
+            driver=request.driver,
+            created=now(),
+            internal=request.internal,
+            attachable=request.attachable,
+            ipam=configs,
+            options=dict(request.options),
+            labels=dict(request.labels),
+        )
+        bridge_name = network.bridge_name
+        if bridge_name and any(
+            other.bridge_name == bridge_name for other in self.store.networks()
+        ):
+            raise Conflict(
+                f"cannot create network '{name}': bridge '{bridge_name}' is used by another "
+                "network"
+            )
+
+        with self.store.transaction():
+            failpoints.hit("create_network.store")
+            self.store.put_network(network)
+            driver.create(network)
+        log.info("network %s created (%s, %s)", name, network.driver, network.id[:12])
+        return network
+
+    def _ipam_configs(self, request: NetworkCreate) -> list[IpamConfig]:
+        name = request.name
+        if request.driver != "bridge":
+            return []
+        if len(request.ipam) > 1:
+            raise InvalidArgument(
+                f"cannot create network '{name}': only one IPv4 subnet per network is supported"
+            )
+        existing = [config.subnet for network in self.store.networks() for config in network.ipam]
+        if not request.ipam or request.ipam[0].subnet is None:
+            given = request.ipam[0] if request.ipam else None
+            if given and (given.gateway or given.ip_range or given.aux_addresses):
+                raise InvalidArgument(
+                    f"cannot create network '{name}': a gateway, ip-range or auxiliary "
+                    "address needs a subnet"
+                )
+            subnet = ipam.choose_subnet(existing, self._host_routes())
+            return [ipam.complete(IpamConfig(subnet=subnet), name)]
+        config = ipam.complete(request.ipam[0], name)
+        for other in existing:
+            if config.subnet.overlaps(other):
+                raise Conflict(
+                    f"cannot create network '{name}': subnet {config.subnet} overlaps with "
+                    f"{other} of another network"
+                )
+        return [config]
 
     def list_networks(self) -> list[Network]:
-        raise NotImplementedError
+        return self.store.networks()
 
     def get_network(self, ref: str) -> Network:
         """A network by full id, name, or unique id prefix (in Docker's order)."""
-        raise NotImplementedError
+        networks = self.store.networks()
+        for network in networks:
+            if network.id == ref:
+                return network
+        for network in networks:
+            if network.name == ref:
+                return network
+        matches = [network for network in networks if ref and network.id.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise NotFound(f"network {ref} is ambiguous ({len(matches)} matches found on id)")
+        raise NotFound(f"network {ref} not found")
 
     def remove_network(self, ref: str) -> None:
-        raise NotImplementedError
+        network = self.get_network(ref)
+        if network.builtin:
+            raise Forbidden(f"{network.name} is a pre-defined network and cannot be removed")
+        attached = self.network_endpoints(network.id)
+        if attached:
+            names = ", ".join(container.name for container, _ in attached)
+            raise Conflict(
+                f"error while removing network: network {network.name} id {network.id} has "
+                f"active endpoints ({names})"
+            )
+
+        with self.store.transaction():
+            self.store.delete_network(network.id)
+            failpoints.hit("remove_network.bridge")
+            self.drivers[network.driver].delete(network)
+        log.info("network %s removed", network.name)
 
     def prune_networks(self) -> list[str]:
         """Remove user networks with no endpoints; return their names."""
-        raise NotImplementedError
+        removed = []
+        for network in self.store.networks():
+            if network.builtin or self.store.endpoint_count(network.id):
+                continue
+            self.remove_network(network.id)
+            removed.append(network.name)
+        return removed
 
     def network_endpoints(self, network_id: str) -> list[tuple[Container, Endpoint]]:
-        raise NotImplementedError
+        pairs = []
+        for endpoint in self.store.endpoints(network_id=network_id):
+            container = self.store.container(endpoint.container_id)
+            if container is not None:
+                pairs.append((container, endpoint))
+        return pairs
+
+    # Endpoints
 
     def connect(
         self,
@@ -49,47 +390,510 @@ class Engine:
         ip_address: str | None = None,
         aliases: list[str] | None = None,
     ) -> Endpoint:
-        raise NotImplementedError
+        network = self.get_network(network_ref)
+        container = self.get_container(container_ref)
+        if container.network_mode in ("host", "none") or container.shares_namespace_of:
+            raise Forbidden(
+                f"cannot connect container '{container.name}' to network '{network.name}': "
+                f"it is in '{container.network_mode}' network mode"
+            )
+        if network.driver != "bridge":
+            raise Forbidden(
+                f"cannot connect container '{container.name}' to network '{network.name}': "
+                f"container cannot be connected to {network.name} network"
+            )
+        with self.store.transaction():
+            return self._join(network, container, ip_address, container.mac_address, aliases)
+
+    def _join(
+        self,
+        network: Network,
+        container: Container,
+        ip_address: str | None,
+        mac_address: str | None,
+        aliases: list[str] | None,
+    ) -> Endpoint:
+        """Allocate, record and plug one endpoint; the caller owns the store transaction."""
+        mine = self.store.endpoints(container_id=container.id)
+        if any(endpoint.network_id == network.id for endpoint in mine):
+            raise Conflict(
+                f"endpoint with name {container.name} already exists in network {network.name}"
+            )
+
+        failpoints.hit("connect.allocate")
+        config = network.ipam[0]
+        allocated = self.store.allocated(network.id)
+        if ip_address:
+            if network.name == "bridge":
+                raise InvalidArgument(
+                    "user specified IP address is supported on user defined networks only"
+                )
+            address = ipam.parse_address(ip_address, "IPv4 address")
+            try:
+                ipam.check_static(config, address, allocated)
+            except NsnetError as error:
+                raise type(error)(
+                    f"cannot connect container '{container.name}' to network "
+                    f"'{network.name}': {error}"
+                ) from error
+        else:
+            address = ipam.next_free(config, allocated)
+
+        endpoint_id = new_id()
+        used_ifnames = {endpoint.container_ifname for endpoint in mine}
+        endpoint = Endpoint(
+            id=endpoint_id,
+            network_id=network.id,
+            container_id=container.id,
+            container_ifname=next(
+                f"eth{number}"
+                for number in range(len(mine) + 1)
+                if f"eth{number}" not in used_ifnames
+            ),
+            host_ifname=self._new_host_ifname(),
+            mac_address=(mac_address or mac_from_address(address)).lower(),
+            address=address,
+            prefixlen=config.subnet.prefixlen,
+            gateway=None if network.internal else config.gateway,
+            aliases=list(aliases or []),
+            static_address=bool(ip_address),
+        )
+        self.store.allocate(network.id, address, endpoint.id)
+        self.store.put_endpoint(endpoint)
+
+        failpoints.hit("connect.store")
+        self.drivers[network.driver].join(
+            network,
+            endpoint,
+            container.netns_path,
+            self._wants_default_route(container.id, network, exclude=endpoint.id),
+        )
+        log.info(
+            "container %s: connected to network %s as %s (%s)",
+            container.name,
+            network.name,
+            endpoint.container_ifname,
+            address,
+        )
+        return endpoint
+
+    def _wants_default_route(self, container_id: str, network: Network, exclude: str) -> bool:
+        """The first non-internal network a container joins gives it its default route."""
+        if network.internal:
+            return False
+        for endpoint in self.store.endpoints(container_id=container_id):
+            if endpoint.id != exclude and endpoint.gateway is not None:
+                return False
+        return True
+
+    def _new_host_ifname(self) -> str:
+        taken = self.store.host_ifnames()
+        while True:
+            ifname = "veth" + secrets.token_hex(4)[:7]
+            if ifname not in taken and self.host.link_index(ifname) is None:
+                return ifname
 
     def disconnect(self, network_ref: str, container_ref: str, force: bool = False) -> None:
-        raise NotImplementedError
+        network = self.get_network(network_ref)
+        container = self.get_container(container_ref)
+        endpoint = next(
+            (
+                endpoint
+                for endpoint in self.store.endpoints(
+                    network_id=network.id, container_id=container.id
+                )
+            ),
+            None,
+        )
+        if endpoint is None:
+            raise NotFound(
+                f"container {container.name} is not connected to network {network.name}"
+            )
+        with self.store.transaction(), contextlib.ExitStack() as undo:
+            self._leave(network, container, endpoint, undo)
+            failpoints.hit("disconnect.store")
+            undo.pop_all()
+        log.info("container %s: disconnected from network %s", container.name, network.name)
+
+    def _leave(
+        self,
+        network: Network,
+        container: Container,
+        endpoint: Endpoint,
+        undo: contextlib.ExitStack,
+    ) -> None:
+        """Unplug and forget one endpoint; on a later failure ``undo`` plugs it back."""
+        self.store.release(network.id, endpoint.address)
+        self.store.delete_endpoint(endpoint.id)
+        default_route = self._wants_default_route(container.id, network, exclude=endpoint.id)
+        self.drivers[network.driver].leave(network, endpoint)
+        undo.callback(
+            self.drivers[network.driver].join,
+            network,
+            endpoint,
+            container.netns_path,
+            default_route,
+        )
 
     # Containers
 
     def create_container(self, request: ContainerCreate) -> Container:
-        raise NotImplementedError
+        name = request.name or self._generate_name()
+        if not NAME_PATTERN.match(name):
+            raise InvalidArgument(
+                f"cannot create container '{name}': names must match [a-zA-Z0-9][a-zA-Z0-9_.-]+"
+            )
+        owner = self.store.container_names().get(name)
+        if owner is not None:
+            raise Conflict(
+                f'Conflict. The container name "/{name}" is already in use by container '
+                f'"{owner}". You have to remove (or rename) that container to be able to '
+                "reuse that name."
+            )
+        container_id = new_id()
+        mode, network, shared = self._resolve_network_mode(name, request)
+        self._validate_container_request(name, request, mode, network)
+
+        container = Container(
+            id=container_id,
+            name=name,
+            created=now(),
+            hostname=request.hostname or container_id[:12],
+            network_mode=mode,
+            command=list(request.command),
+            sysctls=dict(request.sysctls),
+            mac_address=request.mac_address.lower() if request.mac_address else None,
+            ip_address=request.ip_address,
+            aliases=list(request.aliases),
+            auto_remove=request.auto_remove,
+            ports=list(request.ports),
+            labels=dict(request.labels),
+        )
+        if shared is not None:
+            container.netns_path, container.uts_path = shared.netns_path, shared.uts_path
+            container.hostname = shared.hostname
+
+        with self.store.transaction(), contextlib.ExitStack() as undo:
+            failpoints.hit("create_container.store")
+            self.store.put_container(container)
+            if mode != "host" and shared is None:
+                failpoints.hit("create_container.sandbox")
+                container.netns_path, container.uts_path = self.sandboxes.create(
+                    container.id, container.hostname
+                )
+                undo.callback(self.sandboxes.remove, container.id)
+                undo.callback(self._forget_sandbox_netlink, container.netns_path)
+                self.store.put_container(container)
+                self._prepare_sandbox(container)
+            if network is not None:
+                failpoints.hit("create_container.endpoint")
+                self._join(
+                    network, container, request.ip_address, container.mac_address, request.aliases
+                )
+            failpoints.hit("create_container.commit")
+            self.paths.container_dir(container.id).mkdir(mode=0o700, exist_ok=True)
+            undo.pop_all()
+        log.info("container %s created (%s, %s)", name, mode, container.id[:12])
+        return container
+
+    def _resolve_network_mode(
+        self, name: str, request: ContainerCreate
+    ) -> tuple[str, Network | None, Container | None]:
+        """The stored network mode, the network to join (if any) and the shared container."""
+        requested = request.network or "bridge"
+        if requested == "default":
+            requested = "bridge"
+        if requested.startswith("container:"):
+            other = self.get_container(requested.split(":", 1)[1])
+            if other.state != "running":
+                raise Conflict(
+                    f"cannot create container '{name}': cannot join the network namespace of "
+                    f"container '{other.name}': it is not running"
+                )
+            if other.network_mode == "host" or other.shares_namespace_of:
+                raise InvalidArgument(
+                    f"cannot create container '{name}': container '{other.name}' does not own "
+                    "a network namespace to share"
+                )
+            return f"container:{other.id}", None, other
+        network = self.get_network(requested)
+        if network.driver == "host":
+            return "host", None, None
+        if network.driver == "null":
+            return "none", None, None
+        return network.name, network, None
+
+    def _validate_container_request(
+        self, name: str, request: ContainerCreate, mode: str, network: Network | None
+    ) -> None:
+        problem = None
+        if mode == "host" or mode.startswith("container:"):
+            if request.hostname:
+                problem = f"conflicting options: hostname and the network mode '{mode}'"
+            elif request.sysctls:
+                problem = f"sysctls cannot be set in network mode '{mode}'"
+        if network is None and (request.ip_address or request.mac_address or request.aliases):
+            problem = f"--ip, --mac-address and aliases need a bridge network, not '{mode}'"
+        if request.mac_address and not MAC_PATTERN.match(request.mac_address):
+            problem = f"invalid MAC address '{request.mac_address}'"
+        elif request.mac_address and int(request.mac_address[:2], 16) & 1:
+            problem = f"invalid MAC address '{request.mac_address}': it is a multicast address"
+        for key in request.sysctls:
+            if not key.startswith("net."):
+                problem = (
+                    f"sysctl '{key}' is not allowed: only namespaced net.* sysctls can be set"
+                )
+        if request.hostname is not None and not re.match(
+            r"^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$", request.hostname
+        ):
+            problem = f"invalid hostname '{request.hostname}'"
+        if problem:
+            raise InvalidArgument(f"cannot create container '{name}': {problem}")
+
+    def _prepare_sandbox(self, container: Container) -> None:
+        """Bring ``lo`` up and apply the container's sysctls inside its sandbox."""
+        sandbox = self._sandbox_netlink(container.netns_path)
+        sandbox.set_up(sandbox.link_index("lo"), "lo")
+        for key, value in container.sysctls.items():
+            write_sysctl(key, value, container.netns_path)
+
+    def _generate_name(self) -> str:
+        from nsnet.names import random_name
+
+        taken = self.store.container_names()
+        while True:
+            name = random_name()
+            if name not in taken:
+                return name
 
     def list_containers(self, all: bool = False) -> list[Container]:
-        raise NotImplementedError
+        containers = self.store.containers()
+        return [c for c in containers if all or c.state == "running"]
 
     def get_container(self, ref: str) -> Container:
         """A container by full id, name, or unique id prefix."""
-        raise NotImplementedError
+        ref = (ref or "").lstrip("/")
+        if len(ref) == 64:
+            found = self.store.container(ref)
+            if found is not None:
+                return found
+        owner = self.store.container_names().get(ref)
+        if owner is not None:
+            return self.store.container(owner)
+        matches = [c for c in self.store.containers() if ref and c.id.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise NotFound(f"container {ref} is ambiguous ({len(matches)} matches found)")
+        raise NotFound(f"No such container: {ref}")
 
     def container_endpoints(self, container_id: str) -> list[tuple[Network, Endpoint]]:
-        raise NotImplementedError
+        pairs = []
+        for endpoint in self.store.endpoints(container_id=container_id):
+            network = self.store.network(endpoint.network_id)
+            if network is not None:
+                pairs.append((network, endpoint))
+        return pairs
+
+    # Processes
 
     def start_container(self, ref: str) -> Container:
         """Start the container's command detached, supervised by the daemon (``run -d``)."""
-        raise NotImplementedError
+        container = self.get_container(ref)
+        if container.state == "running":
+            return container
+        if not container.command:
+            raise InvalidArgument(f"cannot start container '{container.name}': it has no command")
+        log_path = self.paths.container_dir(container.id) / "output.log"
+        log_path.parent.mkdir(mode=0o700, exist_ok=True)
+
+        failpoints.hit("start_container.spawn")
+        with open(log_path, "ab") as output:
+            try:
+                process = subprocess.Popen(
+                    self.enter_command(container.id, container.command),
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=output,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            except OSError as error:
+                raise NsnetError(
+                    f"cannot start container '{container.name}': {error.strerror}"
+                ) from error
+        self._children[process.pid] = container.id
+        self._record_running(container, process.pid, detached=True)
+        log.info("container %s: started process %d", container.name, process.pid)
+        return container
+
+    def _record_running(self, container: Container, pid: int, detached: bool) -> None:
+        start_time = process_start_time(pid) or 0
+        container.state = "running"
+        container.pid = pid
+        container.exit_code = 0
+        container.detached = detached
+        container.started_at = now()
+        container.finished_at = ""
+        container.labels["nsnet.process-start-time"] = str(start_time)
+        self._watched[container.id] = (pid, start_time)
+        with self.store.transaction():
+            self.store.put_container(container)
 
     def enter_command(self, ref: str, command: list[str]) -> list[str]:
         """The argv that runs ``command`` inside the container's sandbox (run, exec)."""
-        raise NotImplementedError
+        container = self.get_container(ref)
+        if not command:
+            raise InvalidArgument(f"cannot run in container '{container.name}': no command given")
+        directory = self.paths.container_dir(container.id)
+        return self.sandboxes.enter_argv(
+            command,
+            container.netns_path,
+            container.uts_path,
+            resolv_conf=directory / "resolv.conf",
+            hosts=directory / "hosts",
+        )
 
     def attach_process(self, ref: str, pid: int) -> Container:
         """Record that a client started the container's process itself (foreground run)."""
-        raise NotImplementedError
+        container = self.get_container(ref)
+        if process_start_time(pid) is None:
+            raise InvalidArgument(f"cannot attach process {pid}: no such process")
+        self._record_running(container, pid, detached=False)
+        return container
 
     def process_exited(self, ref: str, exit_code: int) -> Container:
         """Record the exit of a client-started process."""
-        raise NotImplementedError
+        container = self.get_container(ref)
+        if container.state == "running":
+            self._mark_exited(container, exit_code)
+        return container
+
+    def _mark_exited(self, container: Container, exit_code: int) -> None:
+        container.state = "exited"
+        container.exit_code = exit_code
+        container.finished_at = now()
+        self._watched.pop(container.id, None)
+        with self.store.transaction():
+            self.store.put_container(container)
+        log.info("container %s: process %d exited (%d)", container.name, container.pid, exit_code)
+
+    def reap(self) -> list[str]:
+        """Notice processes that ended; return the ids of the containers that stopped."""
+        ended: dict[str, int] = {}
+        while self._children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self._children.clear()
+                break
+            if pid == 0:
+                break
+            container_id = self._children.pop(pid, None)
+            if container_id is not None:
+                ended[container_id] = os.waitstatus_to_exitcode(status)
+                if ended[container_id] < 0:  # killed by a signal: Docker reports 128 + signal
+                    ended[container_id] = 128 - ended[container_id]
+        child_containers = set(self._children.values())
+        for container_id, (pid, start_time) in list(self._watched.items()):
+            if container_id in child_containers or container_id in ended:
+                continue
+            if process_start_time(pid) != start_time:
+                ended[container_id] = UNKNOWN_EXIT_CODE
+
+        for container_id, exit_code in ended.items():
+            container = self.store.container(container_id)
+            if container is None or container.state != "running":
+                self._watched.pop(container_id, None)
+                continue
+            self._mark_exited(container, exit_code)
+            if container.auto_remove and container.detached:
+                with contextlib.suppress(NsnetError):
+                    self.remove_container(container.id)
+        return list(ended)
 
     def stop_container(self, ref: str, timeout: float = 10) -> Container:
-        raise NotImplementedError
+        container = self.get_container(ref)
+        if container.state != "running":
+            return container
+        self._signal(container, signal.SIGTERM)
+        if not self._wait_for_exit(container, timeout):
+            self._signal(container, signal.SIGKILL)
+            self._wait_for_exit(container, 5)
+        self.reap()
+        container = self.get_container(container.id)
+        if container.state == "running":
+            self._mark_exited(container, 128 + signal.SIGKILL)
+        return container
+
+    def _signal(self, container: Container, signum: int) -> None:
+        pid, start_time = self._watched.get(container.id, (container.pid, None))
+        if start_time is not None and process_start_time(pid) != start_time:
+            return  # the pid now belongs to someone else
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+    def _wait_for_exit(self, container: Container, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        pid = container.pid
+        while time.monotonic() < deadline:
+            if pid in self._children:
+                with contextlib.suppress(ChildProcessError):
+                    done, status = os.waitpid(pid, os.WNOHANG)
+                    if done:
+                        self._children.pop(pid, None)
+                        code = os.waitstatus_to_exitcode(status)
+                        self._mark_exited(container, 128 - code if code < 0 else code)
+                        return True
+            elif process_start_time(pid) is None:
+                return True
+            time.sleep(STOP_POLL_SECONDS)
+        return False
 
     def remove_container(self, ref: str, force: bool = False) -> None:
-        raise NotImplementedError
+        container = self.get_container(ref)
+        if container.state == "running":
+            if not force:
+                raise Conflict(
+                    f"You cannot remove a running container {container.id}. Stop the container "
+                    "before attempting removal or force remove"
+                )
+        dependents = [
+            other.name
+            for other in self.store.containers()
+            if other.shares_namespace_of == container.id
+        ]
+        if dependents:
+            raise Conflict(
+                f"cannot remove container '{container.name}': containers "
+                f"{', '.join(dependents)} share its network namespace"
+            )
+        if container.state == "running":
+            self.stop_container(container.id, timeout=0)
+
+        owns_sandbox = container.network_mode != "host" and not container.shares_namespace_of
+        with self.store.transaction(), contextlib.ExitStack() as undo:
+            for network, endpoint in self.container_endpoints(container.id):
+                failpoints.hit("remove_container.endpoint")
+                self._leave(network, container, endpoint, undo)
+            self.store.delete_container(container.id)
+            failpoints.hit("remove_container.sandbox")
+            if owns_sandbox:
+                self._forget_sandbox_netlink(container.netns_path)
+                self.sandboxes.remove(container.id)
+            undo.pop_all()
+        self._watched.pop(container.id, None)
+        self._remove_container_files(container)
+        log.info("container %s removed", container.name)
+
+    def _remove_container_files(self, container: Container) -> None:
+        directory = self.paths.container_dir(container.id)
+        if directory.exists():
+            for path in directory.iterdir():
+                path.unlink()
+            directory.rmdir()
 
     def logs(self, ref: str) -> bytes:
-        raise NotImplementedError
+        container = self.get_container(ref)
+        path = self.paths.container_dir(container.id) / "output.log"
+        return path.read_bytes() if path.exists() else b""

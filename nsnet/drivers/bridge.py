@@ -1,0 +1,149 @@
+"""The ``bridge`` driver: a Linux bridge per network, a veth pair per endpoint.
+
+The bridge carries the gateway address, so it is every container's default route. An
+endpoint's host end (``veth<7 hex>``) is enslaved to the bridge with hairpin mode on (so a
+container can reach its own published ports through the host); its container end is created
+directly inside the sandbox under its final name (``eth0``, ``eth1``, ...), which takes one
+netlink message instead of create, move and rename.
+"""
+
+import contextlib
+import logging
+
+from nsnet import failpoints
+from nsnet.errors import Conflict, InvalidArgument, NsnetError
+from nsnet.kernel.netlink import ALIAS_PREFIX, Netlink, owner_alias, write_sysctl
+from nsnet.models import OPT_BRIDGE_NAME, OPT_MTU, Endpoint, Network, NetworkCreate
+
+log = logging.getLogger(__name__)
+
+IFNAMSIZ = 15
+KNOWN_OPTIONS = {
+    OPT_BRIDGE_NAME,
+    OPT_MTU,
+    "com.docker.network.bridge.enable_icc",
+    "com.docker.network.bridge.enable_ip_masquerade",
+    "com.docker.network.bridge.host_binding_ipv4",
+    "com.docker.network.bridge.default_bridge",
+}
+
+
+class BridgeDriver:
+    name = "bridge"
+
+    def __init__(self, host: Netlink, sandboxes) -> None:
+        """``sandboxes(netns_path)`` returns a Netlink handle inside that sandbox."""
+        self.host = host
+        self.sandboxes = sandboxes
+
+    def validate(self, request: NetworkCreate) -> None:
+        unknown = set(request.options) - KNOWN_OPTIONS
+        if unknown:
+            raise InvalidArgument(
+                f"cannot create network '{request.name}': unknown bridge option(s) "
+                + ", ".join(sorted(unknown))
+            )
+        bridge_name = request.options.get(OPT_BRIDGE_NAME)
+        if bridge_name is not None and not 0 < len(bridge_name) <= IFNAMSIZ:
+            raise InvalidArgument(
+                f"cannot create network '{request.name}': bridge name '{bridge_name}' must be "
+                f"1 to {IFNAMSIZ} characters"
+            )
+        mtu = request.options.get(OPT_MTU)
+        if mtu is not None and (not mtu.isdigit() or not 68 <= int(mtu) <= 65535):
+            raise InvalidArgument(
+                f"cannot create network '{request.name}': mtu '{mtu}' must be a number "
+                "from 68 to 65535"
+            )
+
+    def create(self, network: Network) -> None:
+        bridge = network.bridge_name
+        with contextlib.ExitStack() as undo:
+            existing = self.host.link_index(bridge)
+            if existing is not None:
+                alias = self.host.link(existing)["alias"]
+                if alias != owner_alias(network.id):
+                    raise Conflict(
+                        f"cannot create network '{network.name}': a link named '{bridge}' "
+                        "already exists and is not nsnet's"
+                    )
+                index = existing
+            else:
+                failpoints.hit("create_network.bridge")
+                index = self.host.add_bridge(bridge, network.mtu, network.id)
+                undo.callback(self.host.delete_link, bridge)
+
+            failpoints.hit("create_network.address")
+            present = {address for address, _ in self.host.addresses(index)}
+            for config in network.ipam:
+                if config.gateway is not None and str(config.gateway) not in present:
+                    self.host.add_address(index, config.gateway, config.subnet.prefixlen, bridge)
+
+            # Localhost access to published ports is routed to the bridge (issue 3); only
+            # nsnet's bridges get route_localnet, never 'all' or the uplink (CVE-2020-8558).
+            write_sysctl(f"net.ipv4.conf.{bridge}.route_localnet", "1")
+            failpoints.hit("create_network.up")
+            self.host.set_up(index, bridge)
+            undo.pop_all()
+        log.info("network %s: bridge %s ready", network.name, bridge)
+
+    def delete(self, network: Network) -> None:
+        bridge = network.bridge_name
+        index = self.host.link_index(bridge)
+        if index is None:
+            return
+        if not self.host.link(index)["alias"].startswith(ALIAS_PREFIX):
+            log.warning("network %s: bridge %s is not nsnet's; left alone", network.name, bridge)
+            return
+        self.host.delete_link(bridge)
+        log.info("network %s: bridge %s removed", network.name, bridge)
+
+    def join(
+        self, network: Network, endpoint: Endpoint, netns_path: str, default_route: bool
+    ) -> None:
+        bridge_index = self.host.link_index(network.bridge_name)
+        if bridge_index is None:
+            raise NsnetError(
+                f"cannot connect to network '{network.name}': bridge "
+                f"'{network.bridge_name}' is missing"
+            )
+
+        with contextlib.ExitStack() as undo:
+            failpoints.hit("connect.veth")
+            host_index = self.host.add_veth(
+                endpoint.host_ifname,
+                endpoint.container_ifname,
+                netns_path,
+                bridge_index,
+                endpoint.mac_address,
+                network.mtu,
+                endpoint.id,
+            )
+            undo.callback(self.host.delete_link, endpoint.host_ifname)
+            self.host.set_hairpin(host_index, endpoint.host_ifname)
+            self.host.set_up(host_index, endpoint.host_ifname)
+
+            failpoints.hit("connect.address")
+            sandbox = self.sandboxes(netns_path)
+            container_index = sandbox.link_index(endpoint.container_ifname)
+            sandbox.add_address(
+                container_index, endpoint.address, endpoint.prefixlen, endpoint.container_ifname
+            )
+            sandbox.set_up(container_index, endpoint.container_ifname)
+
+            failpoints.hit("connect.route")
+            if default_route and endpoint.gateway is not None:
+                sandbox.add_default_route(endpoint.gateway, container_index)
+            undo.pop_all()
+        log.debug(
+            "network %s: endpoint %s (%s) joined with %s",
+            network.name,
+            endpoint.host_ifname,
+            endpoint.container_ifname,
+            endpoint.address,
+        )
+
+    def leave(self, network: Network, endpoint: Endpoint) -> None:
+        # Deleting the host end removes the container end too, and with it its routes.
+        self.host.delete_link(endpoint.host_ifname)
+        log.debug("network %s: endpoint %s left", network.name, endpoint.host_ifname)

@@ -1,0 +1,176 @@
+"""Network and UTS namespaces kept alive by bind-mounted files, and entering them.
+
+Python 3.11 has no ``os.setns``/``os.unshare``, so these call libc through ctypes. Namespaces
+belong to a thread, not a process: ``unshare`` in a short-lived thread makes a namespace
+without disturbing the rest of the daemon, and ``entered`` switches the calling thread only,
+always switching back.
+"""
+
+import contextlib
+import ctypes
+import errno
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from nsnet.errors import NsnetError, Unavailable
+
+log = logging.getLogger(__name__)
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWNET = 0x40000000
+
+MS_RDONLY = 0x1
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MNT_DETACH = 0x2
+
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)
+_libc.mount.argtypes = [
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_ulong,
+    ctypes.c_void_p,
+]
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"{what}: {os.strerror(code)}")
+
+
+def setns(fd: int, nstype: int) -> None:
+    _check(_libc.setns(fd, nstype), "setns")
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), "unshare")
+
+
+def mount(source: str, target: str, fstype: str | None, flags: int) -> None:
+    _check(
+        _libc.mount(
+            source.encode(), target.encode(), fstype.encode() if fstype else None, flags, None
+        ),
+        f"mount {source} on {target}",
+    )
+
+
+def umount(target: str, flags: int = MNT_DETACH) -> None:
+    _check(_libc.umount2(target.encode(), flags), f"umount {target}")
+
+
+def sethostname(name: str) -> None:
+    raw = name.encode()
+    _check(_libc.sethostname(raw, len(raw)), "sethostname")
+
+
+def ensure_shared_directory(directory: Path) -> None:
+    """Make ``directory`` a shared mount point, as ``ip netns`` does with /run/netns.
+
+    A process that later copies the mount table (a container process with its own mount
+    namespace) then receives our unmounts, so it cannot keep a removed sandbox alive.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    if not _is_mount_point(directory):
+        mount(str(directory), str(directory), None, MS_BIND | MS_REC)
+    mount("none", str(directory), None, MS_SHARED | MS_REC)
+
+
+def _is_mount_point(directory: Path) -> bool:
+    target = str(directory.resolve())
+    with open("/proc/self/mountinfo") as mountinfo:
+        return any(line.split()[4] == target for line in mountinfo)
+
+
+def create(netns_path: Path, uts_path: Path | None, hostname: str | None) -> None:
+    """Make a new network namespace (and UTS namespace) kept alive by files at the paths."""
+    failure: list[BaseException] = []
+
+    def worker() -> None:
+        # This thread alone moves into the new namespaces; it exits afterwards.
+        made: list[Path] = []
+        try:
+            flags = CLONE_NEWNET | (CLONE_NEWUTS if uts_path else 0)
+            unshare(flags)
+            if uts_path and hostname:
+                sethostname(hostname)
+            for kind, path in (("net", netns_path), ("uts", uts_path)):
+                if path is None:
+                    continue
+                path.touch(mode=0o444, exist_ok=False)
+                made.append(path)
+                mount(f"/proc/thread-self/ns/{kind}", str(path), None, MS_BIND)
+        except BaseException as error:  # handed to the caller below
+            failure.append(error)
+            for path in made:
+                remove(path)
+
+    thread = threading.Thread(target=worker, name="nsnet-unshare")
+    thread.start()
+    thread.join()
+    if failure:
+        raise Unavailable(
+            f"cannot create namespace '{netns_path.name}': {failure[0]}"
+        ) from failure[0]
+
+
+def remove(path: Path) -> None:
+    """Unmount and unlink a namespace file; a missing file is success."""
+    try:
+        umount(str(path), MNT_DETACH)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.ENOENT):
+            raise
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def is_mounted_namespace(path: Path) -> bool:
+    """True when ``path`` is a live namespace bind mount (an nsfs file)."""
+    try:
+        with open(path, "rb") as handle:
+            import fcntl
+
+            # NS_GET_NSTYPE succeeds only on namespace files.
+            return fcntl.ioctl(handle.fileno(), 0xB703) > 0
+    except OSError:
+        return False
+
+
+def inode(path: str | Path) -> int:
+    return os.stat(path).st_ino
+
+
+@contextlib.contextmanager
+def entered(netns_path: str | Path) -> Iterator[None]:
+    """Run the body with the calling thread inside the network namespace at ``netns_path``."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(netns_path, os.O_RDONLY)
+    except OSError as error:
+        os.close(home)
+        raise Unavailable(f"cannot enter namespace '{netns_path}': {error.strerror}") from error
+    try:
+        setns(target, CLONE_NEWNET)
+        try:
+            yield
+        finally:
+            # Going home must not fail silently: a thread left in a sandbox would act there.
+            try:
+                setns(home, CLONE_NEWNET)
+            except OSError as error:
+                log.critical("cannot return to the daemon's namespace: %s", error)
+                raise NsnetError("thread stuck in a sandbox namespace") from error
+    finally:
+        os.close(target)
+        os.close(home)

@@ -1,0 +1,244 @@
+"""The local store: one SQLite file under the state directory.
+
+Networks, containers and endpoints are stored as JSON documents beside the columns that are
+looked up or must be unique; IPAM allocations are rows of their own, so that the primary key
+makes a double allocation impossible. Each engine operation runs in one transaction
+(``Store.transaction``), committed only after the kernel work succeeded.
+"""
+
+import contextlib
+import dataclasses
+import json
+import sqlite3
+from collections.abc import Iterator
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+from nsnet.errors import Conflict, Unavailable
+from nsnet.models import Container, Endpoint, IpamConfig, Network, PortBinding
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS networks (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    document TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    document TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS endpoints (
+    id TEXT PRIMARY KEY,
+    network_id TEXT NOT NULL REFERENCES networks(id),
+    container_id TEXT NOT NULL REFERENCES containers(id),
+    host_ifname TEXT NOT NULL UNIQUE,
+    document TEXT NOT NULL,
+    UNIQUE (network_id, container_id)
+);
+CREATE INDEX IF NOT EXISTS endpoints_by_container ON endpoints(container_id);
+CREATE TABLE IF NOT EXISTS addresses (
+    network_id TEXT NOT NULL REFERENCES networks(id),
+    address INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    PRIMARY KEY (network_id, address)
+);
+"""
+
+
+def _encode(value):
+    if isinstance(value, IPv4Address | IPv4Network):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def _dump(record) -> str:
+    return json.dumps(dataclasses.asdict(record), default=_encode, sort_keys=True)
+
+
+def _network(document: str) -> Network:
+    fields = json.loads(document)
+    fields["ipam"] = [
+        IpamConfig(
+            subnet=IPv4Network(config["subnet"]),
+            gateway=IPv4Address(config["gateway"]) if config["gateway"] else None,
+            ip_range=IPv4Network(config["ip_range"]) if config["ip_range"] else None,
+            aux_addresses={k: IPv4Address(v) for k, v in config["aux_addresses"].items()},
+        )
+        for config in fields["ipam"]
+    ]
+    return Network(**fields)
+
+
+def _container(document: str) -> Container:
+    fields = json.loads(document)
+    fields["ports"] = [PortBinding(**binding) for binding in fields["ports"]]
+    return Container(**fields)
+
+
+def _endpoint(document: str) -> Endpoint:
+    fields = json.loads(document)
+    fields["address"] = IPv4Address(fields["address"])
+    fields["gateway"] = IPv4Address(fields["gateway"]) if fields["gateway"] else None
+    return Endpoint(**fields)
+
+
+class Store:
+    """SQLite-backed records of networks, containers, endpoints and address allocations."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(SCHEMA)
+        except sqlite3.Error as error:
+            raise Unavailable(f"cannot open store '{path}': {error}") from error
+        self._depth = 0
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic change; nested uses join the outer transaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    def _write(self, sql: str, parameters: tuple, what: str) -> None:
+        try:
+            self.db.execute(sql, parameters)
+        except sqlite3.IntegrityError as error:
+            raise Conflict(f"cannot store {what}: {error}") from error
+
+    # Networks
+
+    def put_network(self, network: Network) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO networks (id, name, document) VALUES (?, ?, ?)",
+            (network.id, network.name, _dump(network)),
+            f"network '{network.name}'",
+        )
+
+    def delete_network(self, network_id: str) -> None:
+        self.db.execute("DELETE FROM addresses WHERE network_id = ?", (network_id,))
+        self.db.execute("DELETE FROM networks WHERE id = ?", (network_id,))
+
+    def networks(self) -> list[Network]:
+        rows = self.db.execute("SELECT document FROM networks ORDER BY rowid")
+        return [_network(document) for (document,) in rows]
+
+    def network(self, network_id: str) -> Network | None:
+        row = self.db.execute("SELECT document FROM networks WHERE id = ?", (network_id,))
+        found = row.fetchone()
+        return _network(found[0]) if found else None
+
+    # Containers
+
+    def put_container(self, container: Container) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO containers (id, name, document) VALUES (?, ?, ?)",
+            (container.id, container.name, _dump(container)),
+            f"container '{container.name}'",
+        )
+
+    def delete_container(self, container_id: str) -> None:
+        self.db.execute("DELETE FROM containers WHERE id = ?", (container_id,))
+
+    def containers(self) -> list[Container]:
+        rows = self.db.execute("SELECT document FROM containers ORDER BY rowid")
+        return [_container(document) for (document,) in rows]
+
+    def container(self, container_id: str) -> Container | None:
+        row = self.db.execute("SELECT document FROM containers WHERE id = ?", (container_id,))
+        found = row.fetchone()
+        return _container(found[0]) if found else None
+
+    def container_names(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT name, id FROM containers"))
+
+    # Endpoints
+
+    def put_endpoint(self, endpoint: Endpoint) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO endpoints"
+            " (id, network_id, container_id, host_ifname, document) VALUES (?, ?, ?, ?, ?)",
+            (
+                endpoint.id,
+                endpoint.network_id,
+                endpoint.container_id,
+                endpoint.host_ifname,
+                _dump(endpoint),
+            ),
+            f"endpoint '{endpoint.host_ifname}'",
+        )
+
+    def delete_endpoint(self, endpoint_id: str) -> None:
+        self.db.execute("DELETE FROM endpoints WHERE id = ?", (endpoint_id,))
+
+    def endpoints(
+        self, network_id: str | None = None, container_id: str | None = None
+    ) -> list[Endpoint]:
+        sql = "SELECT document FROM endpoints"
+        clauses, parameters = [], []
+        if network_id is not None:
+            clauses.append("network_id = ?")
+            parameters.append(network_id)
+        if container_id is not None:
+            clauses.append("container_id = ?")
+            parameters.append(container_id)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        rows = self.db.execute(sql + " ORDER BY rowid", parameters)
+        return [_endpoint(document) for (document,) in rows]
+
+    def host_ifnames(self) -> set[str]:
+        return {name for (name,) in self.db.execute("SELECT host_ifname FROM endpoints")}
+
+    def endpoint_count(self, network_id: str) -> int:
+        row = self.db.execute("SELECT count(*) FROM endpoints WHERE network_id = ?", (network_id,))
+        return row.fetchone()[0]
+
+    # Address allocations
+
+    def allocated(self, network_id: str) -> set[int]:
+        rows = self.db.execute("SELECT address FROM addresses WHERE network_id = ?", (network_id,))
+        return {address for (address,) in rows}
+
+    def allocate(self, network_id: str, address: IPv4Address, owner: str) -> None:
+        self._write(
+            "INSERT INTO addresses (network_id, address, owner) VALUES (?, ?, ?)",
+            (network_id, int(address), owner),
+            f"address {address}",
+        )
+
+    def address_owner(self, network_id: str, address: IPv4Address) -> str | None:
+        row = self.db.execute(
+            "SELECT owner FROM addresses WHERE network_id = ? AND address = ?",
+            (network_id, int(address)),
+        ).fetchone()
+        return row[0] if row else None
+
+    def release(self, network_id: str, address: IPv4Address) -> None:
+        self.db.execute(
+            "DELETE FROM addresses WHERE network_id = ? AND address = ?",
+            (network_id, int(address)),
+        )
