@@ -68,7 +68,10 @@ def leak_check(
     yield
     own_temp_root = str(tmp_path_factory.getbasetemp().resolve())
     assert_no_leaks(
-        before, ignore=foreign_harness_items(netns_module.created_names, own_temp_root)
+        before,
+        ignore=foreign_harness_items(
+            netns_module.created_names, netns_module.created_directories, own_temp_root
+        ),
     )
 
 

@@ -1,15 +1,19 @@
 """The test harness itself: topology, cleanup, leak detection and a dockerd in a namespace."""
 
+import json
 import os
 import subprocess
+import sys
+import textwrap
 import time
 
 import pytest
 
-from tests.support.cleanup import clean_root, mounts_under
+from tests.support.cleanup import clean_root, mounts_under, pids_with_environment
+from tests.support.daemon import Daemon, DaemonError
 from tests.support.dockerd import Dockerd
-from tests.support.leaks import Snapshot, assert_no_leaks, differences
-from tests.support.netns import NamespacePool, namespaces
+from tests.support.leaks import Snapshot, assert_no_leaks, differences, foreign_harness_items
+from tests.support.netns import NamespacePool, created_directories, created_names, namespaces
 from tests.support.topology import HostWithOutside
 
 
@@ -28,9 +32,10 @@ def test_host_has_an_uplink_and_a_default_route(host: HostWithOutside) -> None:
 
     addresses = host.host.run("ip", "-br", "address", "show", "eth0").stdout
     assert "192.0.2.1/24" in addresses
-    assert "state UP" in host.host.run("ip", "link", "show", "lo").stdout or "UP" in (
-        host.host.run("ip", "-br", "link", "show", "lo").stdout
-    )
+
+    for namespace in host.namespaces:
+        loopback = json.loads(namespace.run("ip", "-j", "link", "show", "lo").stdout)[0]
+        assert "UP" in loopback["flags"]
 
 
 def test_topology_is_removed_with_its_processes() -> None:
@@ -81,15 +86,31 @@ def test_clean_root_unmounts_namespace_files_and_kills_their_processes(tmp_path)
 
 
 def test_leak_snapshot_names_what_leaked() -> None:
+    # Other test runs on this machine may add their own namespaces meanwhile: only ours count.
+    ignore = foreign_harness_items(created_names, created_directories)
     before = Snapshot.take()
     with NamespacePool() as pool:
         leaked = pool.create("leak")
-        found = differences(before, Snapshot.take())
+        found = differences(before, Snapshot.take(), ignore)
         assert f"leaked netns: {leaked.name}" in found
         assert any(f"/run/netns/{leaked.name}" in item for item in found)
         with pytest.raises(AssertionError, match=leaked.name):
-            assert_no_leaks(before, settle=0)
-    assert_no_leaks(before)
+            assert_no_leaks(before, ignore, settle=0)
+    assert_no_leaks(before, ignore)
+
+
+def test_leaks_of_other_test_runs_are_told_apart() -> None:
+    ignore = foreign_harness_items({"nsnt-mine-0badcafe"}, {"/tmp/nsnt-dockerd-mine"})
+
+    assert ignore("netns", "nsnt-theirs-12345678")
+    assert not ignore("netns", "nsnt-mine-0badcafe")
+    assert not ignore("netns", "somebody-else")
+    assert ignore("mounts", "/run/netns/nsnt-theirs-12345678 (nsfs net:[4026532999])")
+    assert not ignore("mounts", "/run/netns/nsnt-mine-0badcafe (nsfs net:[4026532999])")
+    assert ignore("mounts", "/tmp/nsnt-dockerd-theirs/exec/netns/x (nsfs net:[1])")
+    assert not ignore("mounts", "/tmp/nsnt-dockerd-mine/exec/netns/x (nsfs net:[1])")
+    assert not ignore("mounts", "/var/run/netns/x (nsfs net:[1])")
+    assert not ignore("links", "nsnt-theirs-12345678")
 
 
 def test_dockerd_in_a_namespace_manages_networks(dockerd: Dockerd) -> None:
@@ -122,3 +143,77 @@ def test_dockerd_leaves_nothing_after_a_crash(tmp_path) -> None:
         docker.process.wait()
         docker.close()
         assert mounts_under(docker.root) == []
+
+
+# A stand-in for nsnetd: answers GET /_ping on $NSNET_ROOT/run/nsnetd.sock and, like a daemon
+# that supervises `run -d` processes, starts a child in its own session that outlives it.
+FAKE_DAEMON = textwrap.dedent(
+    """
+    import http.server, os, socketserver, subprocess, sys
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/_ping" else 404)
+            self.send_header("API-Version", "1.41")
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        def address_string(self):
+            return "unix"
+
+    class Server(socketserver.UnixStreamServer):
+        def get_request(self):
+            request, _ = super().get_request()
+            return request, ("unix", 0)
+
+    run_dir = os.path.join(os.environ["NSNET_ROOT"], "run")
+    os.makedirs(run_dir, exist_ok=True)
+    socket_path = os.path.join(run_dir, "nsnetd.sock")
+    if os.path.exists(socket_path):
+        os.unlink(socket_path)
+    subprocess.Popen(["sleep", "300"], start_new_session=True)
+    print("fake nsnetd ready", flush=True)
+    Server(socket_path, Handler).serve_forever()
+    """
+)
+
+
+def test_daemon_runner_starts_restarts_and_cleans_up(host: HostWithOutside, tmp_path) -> None:
+    script = tmp_path / "fake_nsnetd.py"
+    script.write_text(FAKE_DAEMON)
+    daemon = Daemon(host, tmp_path / "nsnet", program=[sys.executable, str(script)])
+
+    with daemon:
+        first_pid = daemon.pid
+        answer = daemon.api("GET", "/_ping")
+        assert (answer.status, answer.text, answer.headers["api-version"]) == (200, "OK", "1.41")
+        inode = os.stat(f"/proc/{first_pid}/ns/net").st_ino
+        assert inode == host.host.inode
+
+        shown = daemon.exec_in_host("ip", "-br", "address", "show", "eth0").stdout
+        assert "192.0.2.1/24" in shown
+        assert daemon.exec_in_host("sh", "-c", "echo $NSNET_ROOT").stdout.strip() == str(
+            daemon.root
+        )
+
+        daemon.kill9()
+        assert daemon.pid is None
+        daemon.restart()
+        assert daemon.pid not in (None, first_pid)
+        children = pids_with_environment("NSNET_ROOT", str(daemon.root))
+        # The two daemons' supervised children, the first one surviving its daemon's crash.
+        assert len(children) >= 3
+
+    assert pids_with_environment("NSNET_ROOT", str(daemon.root)) == []
+    assert "fake nsnetd ready" in daemon.console_log.read_text()
+
+
+def test_daemon_runner_reports_a_daemon_that_dies(host: HostWithOutside, tmp_path) -> None:
+    daemon = Daemon(
+        host,
+        tmp_path / "nsnet",
+        program=[sys.executable, "-c", "import sys; print('no engine here'); sys.exit(3)"],
+    )
+
+    with pytest.raises(DaemonError, match="exited with 3(.|\\n)*no engine here"):
+        daemon.start()

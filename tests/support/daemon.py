@@ -60,7 +60,8 @@ class DaemonError(AssertionError):
 class Daemon:
     """nsnetd inside ``host_netns`` with its own ``NSNET_ROOT``.
 
-    ``env`` adds variables to the daemon's environment (``NSNET_FAILPOINTS`` for instance).
+    ``env`` adds variables to the daemon's environment (``NSNET_FAILPOINTS`` for instance);
+    ``program`` replaces the daemon's command line (the harness's own tests use a stand-in).
     Call ``start()`` (or use as a context manager) and ``close()``.
     """
 
@@ -69,11 +70,13 @@ class Daemon:
         host_netns: "Namespace | HostWithOutside | str | os.PathLike",
         root: str | os.PathLike,
         env: dict[str, str] | None = None,
+        program: list[str] | None = None,
     ) -> None:
         self.netns_path = namespace_path(host_netns)
         self.topology = host_netns if isinstance(host_netns, HostWithOutside) else None
         self.root = Path(root)
         self.extra_env = dict(env or {})
+        self.program = list(program or program_argv("nsnetd", "nsnet.daemon"))
         self.console_log = self.root.parent / f"{self.root.name}-nsnetd-console.log"
         self.process: subprocess.Popen | None = None
         self.root.mkdir(parents=True, exist_ok=True)
@@ -131,7 +134,7 @@ class Daemon:
             console.flush()
             # nsenter execs the daemon (no fork for a network namespace), so the pid is nsnetd's.
             self.process = subprocess.Popen(
-                self.nsenter_argv(*program_argv("nsnetd", "nsnet.daemon")),
+                self.nsenter_argv(*self.program),
                 env=self.environment(),
                 stdin=subprocess.DEVNULL,
                 stdout=console,
@@ -143,9 +146,7 @@ class Daemon:
         last_problem = "the socket never appeared"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise DaemonError(
-                    f"nsnetd exited with {self.process.returncode} while starting\n" + self.logs()
-                )
+                self._fail(f"nsnetd exited with {self.process.returncode} while starting")
             if self.socket.exists():
                 try:
                     answer = self.api("GET", "/_ping", timeout=2)
@@ -156,10 +157,16 @@ class Daemon:
                     last_problem = f"GET /_ping failed: {error}"
             time.sleep(0.05)
 
-        self.kill9()
-        raise DaemonError(
-            f"nsnetd did not answer within {timeout} s: {last_problem}\n" + self.logs()
-        )
+        self._fail(f"nsnetd did not answer within {timeout} s: {last_problem}")
+
+    def _fail(self, problem: str) -> None:
+        # A failed start is cleaned up here: a context manager's __exit__ never runs for it.
+        logs = self.logs()
+        try:
+            self.close()
+        except DaemonError as error:
+            problem += f"\n{error}"
+        raise DaemonError(f"{problem}\n{logs}")
 
     def logs(self) -> str:
         """The tails of the daemon's console output and of its own log file."""

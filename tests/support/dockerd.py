@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tests.support.cleanup import clean_root
 from tests.support.daemon import docker_cli_environment, namespace_path, tail
-from tests.support.netns import Namespace, run
+from tests.support.netns import Namespace, created_directories, run
 from tests.support.topology import HostWithOutside
 from tests.support.unixhttp import Response, request
 
@@ -51,6 +51,7 @@ class Dockerd:
         self.root.mkdir(parents=True, exist_ok=True)
         self.data_root = self.root / "data"
         self.run_dir = Path(tempfile.mkdtemp(prefix="nsnt-dockerd-", dir="/tmp"))
+        created_directories.add(str(self.run_dir))
         self.exec_root = self.run_dir / "exec"
         self.pid_file = self.root / "dockerd.pid"
         self.config_file = self.root / "daemon.json"
@@ -102,10 +103,7 @@ class Dockerd:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise DockerdError(
-                    f"dockerd exited with {self.process.returncode} while starting\n"
-                    + tail(self.log_path)
-                )
+                self._fail(f"dockerd exited with {self.process.returncode} while starting")
             if self.socket.exists():
                 try:
                     if self.api("GET", "/_ping", timeout=2).status == 200:
@@ -113,9 +111,16 @@ class Dockerd:
                 except OSError:
                     pass
             time.sleep(0.1)
+        self._fail(f"dockerd did not answer within {timeout} s")
 
-        self.close()
-        raise DockerdError(f"dockerd did not answer within {timeout} s\n" + tail(self.log_path))
+    def _fail(self, problem: str) -> None:
+        # A failed start is cleaned up here: a context manager's __exit__ never runs for it.
+        log = tail(self.log_path)
+        try:
+            self.close()
+        except DockerdError as error:
+            problem += f"\n{error}"
+        raise DockerdError(f"{problem}\n{log}")
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM dockerd (which stops its containerd), SIGKILL after ``timeout`` s."""

@@ -1,21 +1,17 @@
 """Snapshots of the machine's own network namespace, to prove a test left nothing behind.
 
-A ``Snapshot`` records link names, addresses, routes, ``ip netns list``, the nsfs mounts in
-/proc/self/mountinfo and the nftables tables of the namespace the tests run in (the machine's
-own). ``assert_no_leaks(before, after)`` names every difference.
+A ``Snapshot`` records link names, addresses, routes, ``ip netns list``, the mounts in
+/proc/self/mountinfo (namespace files among them) and the nftables tables of the namespace the
+tests run in (the machine's own). ``assert_no_leaks(before)`` names every difference.
 """
 
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 from tests.support.cleanup import mountinfo
-from tests.support.netns import run
-
-# A namespace made by a test harness: ours are recognised by name (netns.created_names).
-_HARNESS_NAMESPACE = re.compile(r"^nsnt-[\w-]*[0-9a-f]{8}$")
+from tests.support.netns import NAME_PREFIX, run
 
 
 def _lines(argv: list[str]) -> frozenset[str]:
@@ -37,9 +33,10 @@ def _links() -> frozenset[str]:
     return frozenset(entry["ifname"] for entry in entries)
 
 
-def _nsfs_mounts() -> frozenset[str]:
+def _mounts() -> frozenset[str]:
+    # Every mount, not only namespace files: a daemon's bind mounts can leak as well.
     return frozenset(
-        f"{mount.mount_point} ({mount.root})" for mount in mountinfo() if mount.fs_type == "nsfs"
+        f"{mount.mount_point} ({mount.fs_type} {mount.root})" for mount in mountinfo()
     )
 
 
@@ -56,7 +53,7 @@ class Snapshot:
     addresses: frozenset[str]
     routes: frozenset[str]
     netns: frozenset[str]
-    nsfs_mounts: frozenset[str]
+    mounts: frozenset[str]
     nft_tables: frozenset[str]
 
     @classmethod
@@ -68,7 +65,7 @@ class Snapshot:
             routes=_lines(["ip", "route", "show", "table", "all"])
             | _lines(["ip", "-6", "route", "show", "table", "all"]),
             netns=_netns_names(),
-            nsfs_mounts=_nsfs_mounts(),
+            mounts=_mounts(),
             nft_tables=_lines(["nft", "list", "tables"]),
         )
 
@@ -93,30 +90,35 @@ def differences(
 
 
 def foreign_harness_items(
-    own_names: set[str], own_temp_root: str | None = None
+    own_names: set[str],
+    own_directories: set[str] = frozenset(),
+    own_temp_root: str | None = None,
 ) -> Callable[[str, str], bool]:
     """An ``ignore`` for what other test runs on the same machine hold at the same time.
 
-    Those are harness-named namespaces not in ``own_names``, and namespace mounts under another
-    pytest run's temporary directory (one containing ``/pytest-of-`` that is not
-    ``own_temp_root``).
+    Those are ``nsnt-`` namespaces not in ``own_names``, and namespace mounts under another run's
+    directories: /tmp/nsnt-* directories not in ``own_directories``, and pytest temporary
+    directories (``/pytest-of-``) other than ``own_temp_root``. Anything else always counts.
     """
 
     def ignore(kind: str, item: str) -> bool:
         if kind == "netns":
             return _is_foreign_name(item)
-        if kind != "nsfs_mounts":
+        if kind != "mounts":
             return False
 
         mount_point = item.rsplit(" (", 1)[0]
+        parts = mount_point.split("/")
         if mount_point.startswith("/run/netns/"):
-            return _is_foreign_name(mount_point.removeprefix("/run/netns/"))
+            return _is_foreign_name(parts[3])
+        if mount_point.startswith("/tmp/nsnt-"):
+            return "/".join(parts[:3]) not in own_directories
         if "/pytest-of-" in mount_point:
             return own_temp_root is None or not mount_point.startswith(own_temp_root + "/")
         return False
 
     def _is_foreign_name(name: str) -> bool:
-        return bool(_HARNESS_NAMESPACE.match(name)) and name not in own_names
+        return name.startswith(NAME_PREFIX) and name not in own_names
 
     return ignore
 

@@ -23,6 +23,9 @@ NAME_PREFIX = "nsnt-"
 # namespaces from those of another test run on the same machine.
 created_names: set[str] = set()
 
+# Likewise the short directories under /tmp that this process made (see dockerd.py).
+created_directories: set[str] = set()
+
 
 class CommandFailed(subprocess.CalledProcessError):
     """A command exited non-zero; its message carries the command's output."""
