@@ -1,0 +1,224 @@
+"""Applying nsnet's ruleset through libnftables, and the conntrack flushes that go with it.
+
+A ``Firewall`` wraps one libnftables context. libnftables opens its netlink socket when the
+context is made, so the object acts in the network namespace of the thread that created it,
+whichever thread calls it later: the daemon creates it in its host namespace. Each method is
+one atomic transaction; a failure leaves the ruleset as it was and raises ``Unavailable`` with
+nft's own error text.
+
+Conntrack entries are removed through pyroute2's ctnetlink socket, opened per call in the
+calling thread's namespace (so call those methods from a thread in the host namespace).
+"""
+
+import errno
+import logging
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+import nftables
+from pyroute2 import Conntrack
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
+
+from nsnet.errors import Unavailable
+from nsnet.firewall import ruleset
+from nsnet.firewall.ruleset import ANY_ADDRESS, Binding, BridgeNetwork
+
+log = logging.getLogger(__name__)
+
+IP_PROTOCOL_NUMBERS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "sctp": 132}
+
+# Families whose forward hook sees nsnet's forwarded (or bridged) IPv4 traffic.
+_FORWARD_FAMILIES = ("ip", "inet", "bridge")
+
+
+@dataclass(frozen=True)
+class FirewallState:
+    """What nsnet's tables hold, for ``nsnet info``."""
+
+    tables: tuple[str, ...]  # "inet nsnet", "bridge nsnet" when present
+    rules: int
+    elements: dict[str, int] = field(default_factory=dict)  # "inet nsnet bridges": count
+
+
+class Firewall:
+    """nsnet's nftables tables in the namespace of the thread that made this object."""
+
+    def __init__(self) -> None:
+        try:
+            self._nft = nftables.Nftables()
+        except OSError as error:
+            raise Unavailable(f"cannot open firewall 'libnftables': {error}") from error
+
+    # Changes ----------------------------------------------------------------------------------
+
+    def sync(self, networks: Iterable[BridgeNetwork], bindings: Iterable[Binding]) -> None:
+        """Replace nsnet's tables with the whole ruleset (daemon start, repair)."""
+        networks = list(networks)
+        bindings = list(bindings)
+        self._apply("sync", ruleset.render(networks, bindings))
+        log.info("firewall synced: %d networks, %d port bindings", len(networks), len(bindings))
+
+    def add_network(self, network: BridgeNetwork) -> None:
+        """Enforce ``network``'s options (masquerade, internal, icc)."""
+        exists = self._table_exists(ruleset.BRIDGE)
+        self._apply(f"add network {network.name}", ruleset.add_network(network, exists))
+        log.debug("firewall: added network '%s' (bridge %s)", network.name, network.bridge)
+
+    def remove_network(self, network: BridgeNetwork) -> None:
+        """Remove ``network``'s elements; a network that is not there is no error."""
+        exists = self._table_exists(ruleset.BRIDGE)
+        self._apply(f"remove network {network.name}", ruleset.remove_network(network, exists))
+        log.debug("firewall: removed network '%s' (bridge %s)", network.name, network.bridge)
+
+    def add_bindings(self, bindings: Iterable[Binding]) -> None:
+        """Publish ``bindings``, then forget UDP flows to their host ports (moby#8795)."""
+        bindings = list(bindings)
+        if not bindings:
+            return
+        self._apply("add bindings", ruleset.add_bindings(bindings))
+        self.flush_conntrack(binding for binding in bindings if binding.protocol == "udp")
+        log.debug("firewall: published %s", ", ".join(map(str, bindings)))
+
+    def remove_bindings(self, bindings: Iterable[Binding]) -> None:
+        """Unpublish ``bindings`` (absent ones are no error), then forget their UDP flows."""
+        bindings = list(bindings)
+        if not bindings:
+            return
+        self._apply("remove bindings", ruleset.remove_bindings(bindings))
+        self.flush_conntrack(binding for binding in bindings if binding.protocol == "udp")
+        log.debug("firewall: unpublished %s", ", ".join(map(str, bindings)))
+
+    def delete_tables(self) -> None:
+        """Remove nsnet's tables altogether (nothing else is touched)."""
+        commands = []
+        for family in (ruleset.INET, ruleset.BRIDGE):
+            table = {"family": family, "name": ruleset.TABLE}
+            commands += [{"add": {"table": table}}, {"delete": {"table": table}}]
+        self._apply("delete tables", {"nftables": commands})
+
+    # Conntrack --------------------------------------------------------------------------------
+
+    def flush_conntrack(self, bindings: Iterable[Binding]) -> int:
+        """Delete the conntrack entries of flows to the bindings' host ports; return how many.
+
+        A flow that started before a binding changed stays tied to its old destination (the
+        host's socket, an ICMP error, or a removed container) until its entry goes.
+        """
+        filters = [
+            NFCTAttrTuple(
+                proto=IP_PROTOCOL_NUMBERS[binding.protocol],
+                dport=binding.host_port,
+                daddr=None if binding.host_ip == ANY_ADDRESS else str(binding.host_ip),
+            )
+            for binding in bindings
+        ]
+        return self._delete_conntrack("host ports", filters, [])
+
+    def flush_container_conntrack(self, address: IPv4Address) -> int:
+        """Delete every conntrack entry from or to a container's address; return how many."""
+        return self._delete_conntrack(
+            str(address),
+            [NFCTAttrTuple(saddr=str(address))],
+            [NFCTAttrTuple(saddr=str(address))],
+        )
+
+    def _delete_conntrack(
+        self, what: str, original: list[NFCTAttrTuple], reply: list[NFCTAttrTuple]
+    ) -> int:
+        if not original and not reply:
+            return 0
+        deleted = 0
+        try:
+            with Conntrack() as conntrack:
+                entries = []
+                for tuple_filter in original:
+                    entries += conntrack.dump_entries(tuple_orig=tuple_filter)
+                for tuple_filter in reply:
+                    entries += conntrack.dump_entries(tuple_reply=tuple_filter)
+
+                for entry in entries:
+                    try:
+                        conntrack.entry("del", tuple_orig=entry.tuple_orig)
+                        deleted += 1
+                    except NetlinkError as error:
+                        # Gone already: expired, or listed twice by two filters.
+                        if error.code != errno.ENOENT:
+                            raise
+        except (NetlinkError, OSError) as error:
+            raise Unavailable(f"cannot flush conntrack entries of '{what}': {error}") from error
+        log.debug("conntrack: deleted %d entries of %s", deleted, what)
+        return deleted
+
+    # Inspection -------------------------------------------------------------------------------
+
+    def state(self) -> FirewallState:
+        """nsnet's tables as they are in the kernel: presence, rule and element counts."""
+        tables = []
+        rules = 0
+        elements = {}
+        for family in (ruleset.INET, ruleset.BRIDGE):
+            if not self._table_exists(family):
+                continue
+            tables.append(f"{family} {ruleset.TABLE}")
+            listing = self._list({"table": {"family": family, "name": ruleset.TABLE}})
+            for item in listing:
+                if "rule" in item:
+                    rules += 1
+                for kind in ("set", "map"):
+                    if kind in item:
+                        body = item[kind]
+                        key = f"{family} {ruleset.TABLE} {body['name']}"
+                        elements[key] = len(body.get("elem", []))
+        return FirewallState(tables=tuple(tables), rules=rules, elements=elements)
+
+    def foreign_forward_drop(self) -> str | None:
+        """A warning naming each foreign chain on the forward hook whose policy is drop.
+
+        Such a chain (iptables' ``FORWARD`` policy DROP, as Docker sets it) drops nsnet's
+        forwarded traffic whatever nsnet's own table accepts. None when there is none.
+        """
+        culprits = []
+        for item in self._list({"chains": None}):
+            chain = item.get("chain")
+            if not chain or chain.get("hook") != "forward" or chain.get("policy") != "drop":
+                continue
+            if chain["table"] == ruleset.TABLE or chain["family"] not in _FORWARD_FAMILIES:
+                continue
+            culprits.append(f"'{chain['family']} {chain['table']} {chain['name']}'")
+        if not culprits:
+            return None
+        return (
+            f"foreign firewall chain {', '.join(culprits)} has a forward policy of drop: "
+            "it drops traffic between containers and the outside, and published ports, "
+            "unless it accepts them itself"
+        )
+
+    # libnftables ------------------------------------------------------------------------------
+
+    def _apply(self, what: str, transaction: dict) -> None:
+        code, _output, error = self._nft.json_cmd(transaction)
+        if code != 0:
+            raise Unavailable(f"cannot apply firewall change '{what}': {_clean(error)}")
+
+    def _list(self, what: dict) -> list[dict]:
+        code, output, error = self._nft.json_cmd({"nftables": [{"list": what}]})
+        if code != 0:
+            raise Unavailable(f"cannot list firewall '{next(iter(what))}': {_clean(error)}")
+        return output.get("nftables", []) if output else []
+
+    def _table_exists(self, family: str) -> bool:
+        tables = self._list({"tables": None})
+        return any(
+            item["table"]["family"] == family and item["table"]["name"] == ruleset.TABLE
+            for item in tables
+            if "table" in item
+        )
+
+
+def _clean(error: str) -> str:
+    # JSON input has no source positions: drop libnftables' "internal:0:0-0: " prefixes.
+    lines = [line.removeprefix("internal:0:0-0: ").strip() for line in error.splitlines()]
+    return "; ".join(line for line in lines if line) or "unknown error"
