@@ -1,24 +1,47 @@
-"""Links, addresses and routes through pyroute2, one handle per network namespace.
+"""Links, addresses and routes over rtnetlink, one channel per network namespace.
 
-pyroute2 0.9 opens its netlink socket lazily, per thread, in whatever namespace that thread is
-in at first use. ``Netlink.open`` therefore makes the handle's socket while the calling thread
-is inside the wanted namespace, and a handle must only be used from the thread that opened it
-(the daemon's engine thread).
+Messages are built and parsed with pyroute2's message classes (``ifinfmsg``, ``ifaddrmsg``,
+``rtmsg``) and sent on a plain netlink socket that this module opens while the calling thread
+is inside the wanted namespace. pyroute2's ``IPRoute`` is not used: in 0.9 it costs about a
+millisecond per request and opens sockets lazily per thread, in whatever namespace that thread
+happens to be in, which is both slow and unsafe for a daemon that works in many namespaces. A
+request here is one ``send`` and one or two ``recv`` calls (about 50 µs).
 
 Every link nsnet makes carries an alias ``nsnet:<owner id>`` so that reconciliation can tell
-ours from a foreign link with a look-alike name.
+ours from a foreign link with a look-alike name. The kernel ignores an alias in the message
+that creates a link, so it is set by a second message.
 """
 
 import contextlib
 import errno
 import logging
 import os
-from collections.abc import Iterator
+import socket
+import struct
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink import (
+    NLM_F_ACK,
+    NLM_F_CREATE,
+    NLM_F_DUMP,
+    NLM_F_EXCL,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+)
+from pyroute2.netlink.rtnl import (
+    RTM_DELLINK,
+    RTM_GETADDR,
+    RTM_GETLINK,
+    RTM_GETROUTE,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    RTM_NEWROUTE,
+)
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from nsnet.errors import Conflict, NotFound, NsnetError, Unavailable
 from nsnet.kernel import namespace
@@ -27,84 +50,181 @@ log = logging.getLogger(__name__)
 
 ALIAS_PREFIX = "nsnet:"
 IFF_UP = 0x1
+AF_INET = socket.AF_INET
+RT_TABLE_MAIN = 254
+RTPROT_STATIC = 4
+RTN_UNICAST = 1
+IFLA_BRPORT_MODE = "IFLA_BRPORT_MODE"
+SOL_NETLINK = 270
+NETLINK_EXT_ACK = 11
+NLMSGERR_ATTR_MSG = 1
+RECEIVE_BUFFER = 1 << 20
+
+_HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
+_IFINFO_INDEX = struct.Struct("=i")  # ifinfomsg.ifi_index sits 4 bytes into the body
 
 
 def owner_alias(owner_id: str) -> str:
     return f"{ALIAS_PREFIX}{owner_id}"
 
 
-def translate(error: NetlinkError, action: str) -> NsnetError:
+class NetlinkFailure(OSError):
+    """A netlink request the kernel refused; ``errno`` is the kernel's, ``extack`` its words."""
+
+    def __init__(self, code: int, extack: str = "") -> None:
+        detail = os.strerror(code) + (f" ({extack})" if extack else "")
+        super().__init__(code, detail)
+        self.extack = extack
+
+
+def translate(error: NetlinkFailure, action: str) -> NsnetError:
     """An nsnet error for a netlink failure, keeping the errno's meaning."""
-    message = f"cannot {action}: {os.strerror(error.code)}"
-    if error.code == errno.EEXIST:
+    message = f"cannot {action}: {error.strerror}"
+    if error.errno == errno.EEXIST:
         return Conflict(message)
-    if error.code in (errno.ENODEV, errno.ENOENT, errno.ESRCH):
+    if error.errno in (errno.ENODEV, errno.ENOENT, errno.ESRCH):
         return NotFound(message)
-    if error.code in (errno.EOPNOTSUPP, errno.EAFNOSUPPORT):
+    if error.errno in (errno.EOPNOTSUPP, errno.EAFNOSUPPORT):
         return Unavailable(message + " (the kernel lacks this feature)")
     return Unavailable(message)
 
 
 @contextlib.contextmanager
-def netlink_errors(action: str) -> Iterator[None]:
+def netlink_errors(action: str):
     try:
         yield
-    except NetlinkError as error:
+    except NetlinkFailure as error:
         raise translate(error, action) from error
 
 
 class Netlink:
-    """A pyroute2 handle bound to one network namespace."""
+    """An rtnetlink channel bound to one network namespace; one thread at a time."""
 
-    def __init__(self, ipr: IPRoute, netns_path: str | None) -> None:
-        self.ipr = ipr
+    def __init__(self, sock: socket.socket, netns_path: str | None) -> None:
+        self.sock = sock
         self.netns_path = netns_path
+        self._sequence = 0
 
     @classmethod
     def open(cls, netns_path: str | Path | None = None) -> "Netlink":
-        """A handle in ``netns_path``, or in the calling thread's namespace when None."""
-        if netns_path is None:
-            ipr = IPRoute()
-            ipr.link("get", index=1)  # opens the socket here, now
-            return cls(ipr, None)
-        with namespace.entered(netns_path):
-            ipr = IPRoute()
-            ipr.link("get", index=1)
-        return cls(ipr, str(netns_path))
+        """A channel in ``netns_path``, or in the calling thread's namespace when None."""
+        context = namespace.entered(netns_path) if netns_path else contextlib.nullcontext()
+        with context:
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
+            sock.bind((0, 0))
+        except OSError:
+            sock.close()
+            raise
+        return cls(sock, str(netns_path) if netns_path else None)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.ipr.close()
+        self.sock.close()
+
+    # The wire
+
+    def request(self, message, message_type: int, flags: int = 0) -> list[bytes]:
+        """Send one request; return the raw replies (a dump's parts, or a get's answer).
+
+        Raises ``NetlinkFailure`` when the kernel answers with an error.
+        """
+        self._sequence = (self._sequence + 1) & 0xFFFFFFFF
+        sequence = self._sequence
+        header = message["header"]
+        header["type"] = message_type
+        header["flags"] = NLM_F_REQUEST | flags
+        header["sequence_number"] = sequence
+        header["pid"] = 0
+        message.encode()
+        self.sock.send(message.data)
+
+        replies: list[bytes] = []
+        dump = bool(flags & NLM_F_DUMP)
+        while True:
+            data = self.sock.recv(RECEIVE_BUFFER)
+            offset = 0
+            while offset + _HEADER.size <= len(data):
+                length, reply_type, _, reply_sequence, _ = _HEADER.unpack_from(data, offset)
+                if length < _HEADER.size:
+                    break
+                part = data[offset : offset + length]
+                offset += (length + 3) & ~3
+                if reply_sequence != sequence:
+                    continue  # a late answer to an abandoned request
+                if reply_type == NLMSG_ERROR:
+                    code = struct.unpack_from("=i", part, _HEADER.size)[0]
+                    if code:
+                        raise NetlinkFailure(-code, _extack(part))
+                    return replies
+                if reply_type == NLMSG_DONE:
+                    return replies
+                replies.append(part)
+            if replies and not dump and not flags & NLM_F_ACK:
+                return replies
 
     # Links
 
     def link_index(self, ifname: str) -> int | None:
         """The index of ``ifname``, or None when there is no such link."""
+        message = ifinfmsg()
+        message["attrs"] = [("IFLA_IFNAME", ifname)]
         try:
-            reply = self.ipr.link("get", ifname=ifname)
-        except NetlinkError as error:
-            if error.code == errno.ENODEV:
+            replies = self.request(message, RTM_GETLINK)
+        except NetlinkFailure as error:
+            if error.errno == errno.ENODEV:
                 return None
             raise translate(error, f"look up link '{ifname}'") from error
-        return reply[0]["index"]
+        # Reading the fixed header field avoids decoding the whole message (~0.3 ms).
+        return _IFINFO_INDEX.unpack_from(replies[0], _HEADER.size + 4)[0]
 
     def link(self, index: int) -> dict:
         """A summary of one link: ifname, alias, kind, master, mac, mtu, up, peer index."""
+        message = ifinfmsg()
+        message["index"] = index
         with netlink_errors(f"look up link {index}"):
-            message = self.ipr.link("get", index=index)[0]
-        return _summary(message)
+            replies = self.request(message, RTM_GETLINK)
+        return _summary(_decode(ifinfmsg, replies[0]))
 
     def links(self) -> list[dict]:
+        message = ifinfmsg()
         with netlink_errors("list links"):
-            return [_summary(message) for message in self.ipr.get_links()]
+            replies = self.request(message, RTM_GETLINK, NLM_F_DUMP)
+        return [_summary(_decode(ifinfmsg, reply)) for reply in replies]
+
+    def _new_link(self, attrs: list, action: str, up: bool = False) -> None:
+        message = ifinfmsg()
+        message["attrs"] = attrs
+        if up:
+            message["flags"] = message["change"] = IFF_UP
+        with netlink_errors(action):
+            self.request(message, RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
+
+    def _set_link(self, index: int, attrs: list, action: str, flags: int = 0, change: int = 0):
+        message = ifinfmsg()
+        message["index"] = index
+        message["flags"] = flags
+        message["change"] = change
+        message["attrs"] = attrs
+        with netlink_errors(action):
+            self.request(message, RTM_NEWLINK, NLM_F_ACK)
+
+    def set_alias(self, index: int, alias: str, ifname: str = "") -> None:
+        self._set_link(index, [("IFLA_IFALIAS", alias)], f"set alias of '{ifname or index}'")
 
     def add_bridge(self, ifname: str, mtu: int, owner_id: str) -> int:
-        """Create a bridge (down, no address) and return its index."""
-        with netlink_errors(f"create bridge '{ifname}'"):
-            self.ipr.link("add", ifname=ifname, kind="bridge", mtu=mtu)
+        """Create a bridge (down, no address) marked as nsnet's; return its index."""
+        self._new_link(
+            [
+                ("IFLA_IFNAME", ifname),
+                ("IFLA_MTU", mtu),
+                ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "bridge")]}),
+            ],
+            f"create bridge '{ifname}'",
+        )
         index = self.link_index(ifname)
-        with netlink_errors(f"set alias of bridge '{ifname}'"):
-            self.ipr.link("set", index=index, ifalias=owner_alias(owner_id))
+        self.set_alias(index, owner_alias(owner_id), ifname)
         return index
 
     def add_veth(
@@ -119,50 +239,62 @@ class Netlink:
     ) -> int:
         """Create a veth pair whose peer lands directly in the sandbox; return the host index.
 
-        The host end is made enslaved to the bridge and up in the same message.
+        One message creates both ends, names the peer, moves it into the sandbox, enslaves the
+        host end to the bridge and sets it up.
         """
         peer_fd = os.open(peer_netns_path, os.O_RDONLY)
         try:
-            with netlink_errors(f"create veth pair '{host_ifname}'"):
-                self.ipr.link(
-                    "add",
-                    ifname=host_ifname,
-                    kind="veth",
-                    mtu=mtu,
-                    master=master_index,
-                    ifalias=owner_alias(owner_id),
-                    peer={
-                        "ifname": peer_ifname,
-                        "net_ns_fd": peer_fd,
-                        "address": mac_address,
-                        "mtu": mtu,
-                    },
-                )
+            peer = [
+                ("IFLA_IFNAME", peer_ifname),
+                ("IFLA_NET_NS_FD", peer_fd),
+                ("IFLA_ADDRESS", mac_address),
+                ("IFLA_MTU", mtu),
+            ]
+            linkinfo = [
+                ("IFLA_INFO_KIND", "veth"),
+                ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", {"attrs": peer})]}),
+            ]
+            self._new_link(
+                [
+                    ("IFLA_IFNAME", host_ifname),
+                    ("IFLA_MTU", mtu),
+                    ("IFLA_MASTER", master_index),
+                    ("IFLA_LINKINFO", {"attrs": linkinfo}),
+                ],
+                f"create veth pair '{host_ifname}'",
+                up=True,
+            )
         finally:
             os.close(peer_fd)
         index = self.link_index(host_ifname)
         if index is None:
             raise Unavailable(f"cannot create veth pair '{host_ifname}': it vanished")
+        self.set_alias(index, owner_alias(owner_id), host_ifname)
         return index
 
     def set_up(self, index: int, ifname: str = "") -> None:
-        with netlink_errors(f"set link '{ifname or index}' up"):
-            self.ipr.link("set", index=index, state="up")
+        self._set_link(index, [], f"set link '{ifname or index}' up", IFF_UP, IFF_UP)
 
     def set_hairpin(self, index: int, ifname: str = "") -> None:
         """Let a bridge port send frames back out of the port they came in on."""
-        with netlink_errors(f"set hairpin mode on '{ifname or index}'"):
-            self.ipr.brport("set", index=index, hairpin_mode=1)
+        linkinfo = [
+            ("IFLA_INFO_SLAVE_KIND", "bridge"),
+            ("IFLA_INFO_SLAVE_DATA", {"attrs": [(IFLA_BRPORT_MODE, 1)]}),
+        ]
+        self._set_link(
+            index,
+            [("IFLA_LINKINFO", {"attrs": linkinfo})],
+            f"set hairpin mode on '{ifname or index}'",
+        )
 
     def delete_link(self, ifname: str) -> bool:
         """Delete ``ifname``; False when it did not exist (deletion is idempotent)."""
-        index = self.link_index(ifname)
-        if index is None:
-            return False
+        message = ifinfmsg()
+        message["attrs"] = [("IFLA_IFNAME", ifname)]
         try:
-            self.ipr.link("del", index=index)
-        except NetlinkError as error:
-            if error.code == errno.ENODEV:
+            self.request(message, RTM_DELLINK, NLM_F_ACK)
+        except NetlinkFailure as error:
+            if error.errno == errno.ENODEV:
                 return False
             raise translate(error, f"delete link '{ifname}'") from error
         return True
@@ -172,40 +304,87 @@ class Netlink:
     def add_address(
         self, index: int, address: IPv4Address, prefixlen: int, ifname: str = ""
     ) -> None:
+        """Add an IPv4 address with its broadcast address, as ``ip addr add A/N brd +``."""
+        message = ifaddrmsg()
+        message["family"] = AF_INET
+        message["prefixlen"] = prefixlen
+        message["index"] = index
+        attrs = [("IFA_LOCAL", str(address)), ("IFA_ADDRESS", str(address))]
+        if prefixlen < 31:
+            broadcast = IPv4Address(int(address) | (0xFFFFFFFF >> prefixlen))
+            attrs.append(("IFA_BROADCAST", str(broadcast)))
+        message["attrs"] = attrs
         with netlink_errors(f"add address {address}/{prefixlen} to '{ifname or index}'"):
-            self.ipr.addr("add", index=index, address=str(address), prefixlen=prefixlen)
+            self.request(message, RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
 
     def addresses(self, index: int) -> list[tuple[str, int]]:
+        message = ifaddrmsg()
+        message["family"] = AF_INET
         with netlink_errors(f"list addresses of link {index}"):
-            return [
-                (message.get("IFA_ADDRESS"), message["prefixlen"])
-                for message in self.ipr.get_addr(index=index, family=2)
-            ]
+            replies = self.request(message, RTM_GETADDR, NLM_F_DUMP)
+        found = []
+        for reply in replies:
+            decoded = _decode(ifaddrmsg, reply)
+            if decoded["index"] == index:
+                found.append((decoded.get_attr("IFA_ADDRESS"), decoded["prefixlen"]))
+        return found
 
     def add_default_route(self, gateway: IPv4Address, index: int) -> None:
+        message = rtmsg()
+        message["family"] = AF_INET
+        message["table"] = RT_TABLE_MAIN
+        message["proto"] = RTPROT_STATIC
+        message["type"] = RTN_UNICAST
+        message["attrs"] = [("RTA_GATEWAY", str(gateway)), ("RTA_OIF", index)]
         with netlink_errors(f"add default route via {gateway}"):
-            self.ipr.route("add", dst="0.0.0.0/0", gateway=str(gateway), oif=index)
+            self.request(message, RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
 
     def ipv4_routes(self) -> list[tuple[str, int]]:
         """Destinations (address, prefix length) of the main table's IPv4 routes."""
+        message = rtmsg()
+        message["family"] = AF_INET
         with netlink_errors("list routes"):
-            routes = self.ipr.get_routes(family=2, table=254)
-        return [(route.get("RTA_DST") or "0.0.0.0", route["dst_len"]) for route in routes]
+            replies = self.request(message, RTM_GETROUTE, NLM_F_DUMP)
+        routes = []
+        for reply in replies:
+            route = _decode(rtmsg, reply)
+            if route["table"] == RT_TABLE_MAIN or route.get_attr("RTA_TABLE") == RT_TABLE_MAIN:
+                routes.append((route.get_attr("RTA_DST") or "0.0.0.0", route["dst_len"]))
+        return routes
+
+
+def _decode(message_class, data: bytes):
+    message = message_class(data)
+    message.decode()
+    return message
+
+
+def _extack(part: bytes) -> str:
+    """The kernel's extended-ack text after an error header, if it sent one."""
+    offset = _HEADER.size + 4 + _HEADER.size  # error code, then the echoed request header
+    while offset + 4 <= len(part):
+        length, attr_type = struct.unpack_from("=HH", part, offset)
+        if length < 4:
+            break
+        if attr_type == NLMSGERR_ATTR_MSG:
+            return part[offset + 4 : offset + length].rstrip(b"\0").decode(errors="replace")
+        offset += (length + 3) & ~3
+    return ""
 
 
 def _summary(message) -> dict:
-    linkinfo = message.get("IFLA_LINKINFO")
-    kind = linkinfo.get("IFLA_INFO_KIND") if linkinfo else None
+    linkinfo = message.get_attr("IFLA_LINKINFO")
+    kind = linkinfo.get_attr("IFLA_INFO_KIND") if linkinfo else None
     return {
         "index": message["index"],
-        "ifname": message.get("IFLA_IFNAME"),
-        "alias": message.get("IFLA_IFALIAS") or "",
+        "ifname": message.get_attr("IFLA_IFNAME"),
+        "alias": message.get_attr("IFLA_IFALIAS") or "",
         "kind": kind,
-        "master": message.get("IFLA_MASTER"),
-        "mac_address": message.get("IFLA_ADDRESS"),
-        "mtu": message.get("IFLA_MTU"),
+        "master": message.get_attr("IFLA_MASTER"),
+        "mac_address": message.get_attr("IFLA_ADDRESS"),
+        "mtu": message.get_attr("IFLA_MTU"),
         "up": bool(message["flags"] & IFF_UP),
-        "link": message.get("IFLA_LINK"),
+        "link": message.get_attr("IFLA_LINK"),
     }
 
 
@@ -225,6 +404,8 @@ def write_sysctl(key: str, value: str, netns_path: str | Path | None = None) -> 
         raise Unavailable(f"cannot set sysctl '{key}' to '{value}': {error.strerror}") from error
 
 
-def read_sysctl(key: str) -> str:
-    with open(Path("/proc/sys") / key.replace(".", "/")) as handle:
+def read_sysctl(key: str, netns_path: str | Path | None = None) -> str:
+    path = Path("/proc/sys") / key.replace(".", "/")
+    context = namespace.entered(netns_path) if netns_path else contextlib.nullcontext()
+    with context, open(path) as handle:
         return handle.read().strip()
