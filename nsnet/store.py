@@ -133,7 +133,10 @@ class Store:
 
     def put_network(self, network: Network) -> None:
         self._write(
-            "INSERT OR REPLACE INTO networks (id, name, document) VALUES (?, ?, ?)",
+            # An upsert on the id alone: OR REPLACE would silently delete another row that
+            # holds the same name instead of refusing it.
+            "INSERT INTO networks (id, name, document) VALUES (?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET name = excluded.name, document = excluded.document",
             (network.id, network.name, _dump(network)),
             f"network '{network.name}'",
         )
@@ -155,7 +158,8 @@ class Store:
 
     def put_container(self, container: Container) -> None:
         self._write(
-            "INSERT OR REPLACE INTO containers (id, name, document) VALUES (?, ?, ?)",
+            "INSERT INTO containers (id, name, document) VALUES (?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET name = excluded.name, document = excluded.document",
             (container.id, container.name, _dump(container)),
             f"container '{container.name}'",
         )
@@ -179,8 +183,11 @@ class Store:
 
     def put_endpoint(self, endpoint: Endpoint) -> None:
         self._write(
-            "INSERT OR REPLACE INTO endpoints"
-            " (id, network_id, container_id, host_ifname, document) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO endpoints"
+            " (id, network_id, container_id, host_ifname, document) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET network_id = excluded.network_id,"
+            " container_id = excluded.container_id, host_ifname = excluded.host_ifname,"
+            " document = excluded.document",
             (
                 endpoint.id,
                 endpoint.network_id,
