@@ -100,7 +100,9 @@ def test_leak_snapshot_names_what_leaked() -> None:
 
 
 def test_leaks_of_other_test_runs_are_told_apart() -> None:
-    ignore = foreign_harness_items({"nsnt-mine-0badcafe"}, {"/tmp/nsnt-dockerd-mine"})
+    ignore = foreign_harness_items(
+        {"nsnt-mine-0badcafe"}, {"/tmp/nsnt-dockerd-mine"}, "/tmp/pytest-of-root/pytest-7"
+    )
 
     assert ignore("netns", "nsnt-theirs-12345678")
     assert not ignore("netns", "nsnt-mine-0badcafe")
@@ -108,7 +110,11 @@ def test_leaks_of_other_test_runs_are_told_apart() -> None:
     assert ignore("mounts", "/run/netns/nsnt-theirs-12345678 (nsfs net:[4026532999])")
     assert not ignore("mounts", "/run/netns/nsnt-mine-0badcafe (nsfs net:[4026532999])")
     assert ignore("mounts", "/tmp/nsnt-dockerd-theirs/exec/netns/x (nsfs net:[1])")
+    assert ignore("mounts", "/tmp/experiment/run/netns/x (nsfs net:[1])")
+    assert ignore("mounts", "/tmp/pytest-of-root/pytest-70/test_a0/run/netns/x (nsfs net:[1])")
     assert not ignore("mounts", "/tmp/nsnt-dockerd-mine/exec/netns/x (nsfs net:[1])")
+    assert not ignore("mounts", "/tmp/pytest-of-root/pytest-7/test_a0/run/netns/x (nsfs net:[1])")
+    assert not ignore("mounts", "/run/nsnet/netns/x (nsfs net:[1])")
     assert not ignore("mounts", "/var/run/netns/x (nsfs net:[1])")
     assert not ignore("links", "nsnt-theirs-12345678")
 

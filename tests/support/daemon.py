@@ -18,6 +18,8 @@ from tests.support.netns import Namespace, run
 from tests.support.topology import HostWithOutside
 from tests.support.unixhttp import Response, request
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 START_TIMEOUT = 10
 STOP_TIMEOUT = 10
 LOG_TAIL_LINES = 60
@@ -114,8 +116,12 @@ class Daemon:
         }
         environment["NSNET_ROOT"] = str(self.root)
         environment["PYTHONUNBUFFERED"] = "1"
-        # So that the CLI, if it ever starts nsnetd itself, finds this checkout's daemon.
+        # So that the CLI, if it ever starts nsnetd itself, finds this checkout's daemon, and so
+        # that `python -c "from nsnet..."` imports this checkout when nsnet is not installed.
         environment["PATH"] = f"{Path(sys.executable).parent}:{environment.get('PATH', '')}"
+        environment["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(REPO_ROOT), environment.get("PYTHONPATH")])
+        )
         environment.update(self.extra_env)
         environment.update(extra or {})
         return environment

@@ -6,6 +6,7 @@ tests run in (the machine's own). ``assert_no_leaks(before)`` names every differ
 """
 
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -94,12 +95,16 @@ def foreign_harness_items(
     own_directories: set[str] = frozenset(),
     own_temp_root: str | None = None,
 ) -> Callable[[str, str], bool]:
-    """An ``ignore`` for what other test runs on the same machine hold at the same time.
+    """An ``ignore`` for what other test runs and experiments on the same machine do meanwhile.
 
-    Those are ``nsnt-`` namespaces not in ``own_names``, and namespace mounts under another run's
-    directories: /tmp/nsnt-* directories not in ``own_directories``, and pytest temporary
-    directories (``/pytest-of-``) other than ``own_temp_root``. Anything else always counts.
+    Those are ``nsnt-`` namespaces not in ``own_names``, and mounts in the temporary directory
+    (/tmp) that are neither under ``own_temp_root`` (this run's pytest directory) nor under one
+    of ``own_directories``. Everything else always counts: the machine's links, addresses,
+    routes and nftables tables, namespaces with other names, and mounts anywhere else (where
+    nsnet's default /run/nsnet and /var/lib/nsnet are).
     """
+    temp_dir = tempfile.gettempdir().rstrip("/") + "/"
+    own_roots = [root.rstrip("/") + "/" for root in [*own_directories, own_temp_root] if root]
 
     def ignore(kind: str, item: str) -> bool:
         if kind == "netns":
@@ -108,13 +113,10 @@ def foreign_harness_items(
             return False
 
         mount_point = item.rsplit(" (", 1)[0]
-        parts = mount_point.split("/")
         if mount_point.startswith("/run/netns/"):
-            return _is_foreign_name(parts[3])
-        if mount_point.startswith("/tmp/nsnt-"):
-            return "/".join(parts[:3]) not in own_directories
-        if "/pytest-of-" in mount_point:
-            return own_temp_root is None or not mount_point.startswith(own_temp_root + "/")
+            return _is_foreign_name(mount_point.removeprefix("/run/netns/"))
+        if mount_point.startswith(temp_dir):
+            return not any((mount_point + "/").startswith(root) for root in own_roots)
         return False
 
     def _is_foreign_name(name: str) -> bool:
