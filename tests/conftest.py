@@ -7,7 +7,7 @@ namespace is snapshotted before the test and compared after it.
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -94,6 +94,33 @@ def daemon(host: HostWithOutside, tmp_path: Path) -> Iterator[Daemon]:
     """nsnetd running in ``host`` with a fresh NSNET_ROOT (``tmp_path / "nsnet"``)."""
     with Daemon(host, tmp_path / "nsnet") as running:
         yield running
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    """Start more daemons: ``daemon_factory(host, env=None, name="nsnet")``, all closed after.
+
+    ``host`` is a HostWithOutside or Namespace (a multi-host test makes its own); each daemon
+    gets its own NSNET_ROOT, ``tmp_path / name``.
+    """
+    started: list[Daemon] = []
+
+    def start(host_netns, env: dict[str, str] | None = None, name: str = "") -> Daemon:
+        name = name or f"nsnet{len(started)}"
+        daemon = Daemon(host_netns, tmp_path / name, env=env)
+        started.append(daemon)
+        return daemon.start()
+
+    yield start
+
+    problems = []
+    for daemon in reversed(started):
+        try:
+            daemon.close()
+        except AssertionError as error:
+            problems.append(str(error))
+    if problems:
+        raise AssertionError("\n".join(problems))
 
 
 @pytest.fixture

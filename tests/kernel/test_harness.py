@@ -204,8 +204,10 @@ def test_daemon_runner_starts_restarts_and_cleans_up(host: HostWithOutside, tmp_
 
         daemon.kill9()
         assert daemon.pid is None
-        daemon.restart()
+        daemon.restart(env={"NSNET_FAILPOINTS": "connect.veth"})
         assert daemon.pid not in (None, first_pid)
+        with open(f"/proc/{daemon.pid}/environ", "rb") as environ:
+            assert b"NSNET_FAILPOINTS=connect.veth" in environ.read().split(b"\0")
         children = pids_with_environment("NSNET_ROOT", str(daemon.root))
         # The two daemons' supervised children, the first one surviving its daemon's crash.
         assert len(children) >= 3

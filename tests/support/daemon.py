@@ -200,9 +200,17 @@ class Daemon:
             self.process.kill()
             self.process.wait()
 
-    def restart(self, timeout: float = START_TIMEOUT) -> "Daemon":
-        """Stop the daemon (if running) and start it again on the same root."""
+    def restart(
+        self, env: dict[str, str] | None = None, timeout: float = START_TIMEOUT
+    ) -> "Daemon":
+        """Stop the daemon (if running) and start it again on the same root.
+
+        ``env``, when given, replaces the extra variables (``{"NSNET_FAILPOINTS": "..."}`` to arm
+        a failpoint, ``{}`` to disarm it).
+        """
         self.stop()
+        if env is not None:
+            self.extra_env = dict(env)
         return self.start(timeout=timeout)
 
     def close(self) -> None:
