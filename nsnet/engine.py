@@ -25,6 +25,7 @@ from nsnet.drivers import BridgeDriver, HostDriver, NullDriver
 from nsnet.errors import Conflict, Forbidden, InvalidArgument, NotFound, NsnetError
 from nsnet.kernel import namespace
 from nsnet.kernel.netlink import ALIAS_PREFIX, Netlink, write_sysctl
+from nsnet.kernel.reaper import LinkReaper
 from nsnet.models import (
     DEFAULT_BRIDGE_DEVICE,
     OPT_BRIDGE_NAME,
@@ -95,6 +96,7 @@ class Engine:
         self.paths = paths or Paths.from_env()
         self.store = None
         self.host: Netlink | None = None
+        self.reaper: LinkReaper | None = None
         self.sandboxes = Sandboxes(self.paths)
         self._handles: OrderedDict[str, Netlink] = OrderedDict()
         self._children: dict[int, str] = {}  # pid -> container id, for processes we started
@@ -110,9 +112,10 @@ class Engine:
         self.paths.ensure()
         self.store = Store(self.paths.database)
         self.host = Netlink.open()
+        self.reaper = LinkReaper(Netlink.open())
         self.sandboxes.prepare()
         self.drivers = {
-            "bridge": BridgeDriver(self.host, self._sandbox_netlink),
+            "bridge": BridgeDriver(self.host, self._sandbox_netlink, self.reaper),
             "host": HostDriver(),
             "null": NullDriver(),
         }
@@ -122,6 +125,9 @@ class Engine:
         self.reconcile()
 
     def close(self) -> None:
+        if self.reaper is not None:
+            self.reaper.close()  # finishes the deletions already handed over
+            self.reaper = None
         for handle in self._handles.values():
             handle.close()
         self._handles.clear()
@@ -490,7 +496,8 @@ class Engine:
         taken = self.store.host_ifnames()
         while True:
             ifname = "veth" + secrets.token_hex(4)[:7]
-            if ifname not in taken and self.host.link_index(ifname) is None:
+            # 28 random bits; a clash with a foreign link fails the create with a clear error.
+            if ifname not in taken:
                 return ifname
 
     def disconnect(self, network_ref: str, container_ref: str, force: bool = False) -> None:
@@ -509,31 +516,17 @@ class Engine:
             raise NotFound(
                 f"container {container.name} is not connected to network {network.name}"
             )
-        with self.store.transaction(), contextlib.ExitStack() as undo:
-            self._leave(network, container, endpoint, undo)
-            failpoints.hit("disconnect.store")
-            undo.pop_all()
+        with self.store.transaction():
+            self._forget_endpoint(network, endpoint)
+            failpoints.hit("disconnect.kernel")
+            # Last step: if it fails, the records come back and a retry finds the interface.
+            self.drivers[network.driver].leave(network, endpoint, container.netns_path)
         log.info("container %s: disconnected from network %s", container.name, network.name)
 
-    def _leave(
-        self,
-        network: Network,
-        container: Container,
-        endpoint: Endpoint,
-        undo: contextlib.ExitStack,
-    ) -> None:
-        """Unplug and forget one endpoint; on a later failure ``undo`` plugs it back."""
+    def _forget_endpoint(self, network: Network, endpoint: Endpoint) -> None:
+        """Release the endpoint's address and delete its record (inside a transaction)."""
         self.store.release(network.id, endpoint.address)
         self.store.delete_endpoint(endpoint.id)
-        default_route = self._wants_default_route(container.id, network, exclude=endpoint.id)
-        self.drivers[network.driver].leave(network, endpoint)
-        undo.callback(
-            self.drivers[network.driver].join,
-            network,
-            endpoint,
-            container.netns_path,
-            default_route,
-        )
 
     # Containers
 
@@ -653,7 +646,7 @@ class Engine:
     def _prepare_sandbox(self, container: Container) -> None:
         """Bring ``lo`` up and apply the container's sysctls inside its sandbox."""
         sandbox = self._sandbox_netlink(container.netns_path)
-        sandbox.set_up(sandbox.link_index("lo"), "lo")
+        sandbox.set_up("lo")
         for key, value in container.sysctls.items():
             write_sysctl(key, value, container.netns_path)
 
@@ -871,20 +864,40 @@ class Engine:
         if container.state == "running":
             self.stop_container(container.id, timeout=0)
 
-        owns_sandbox = container.network_mode != "host" and not container.shares_namespace_of
-        with self.store.transaction(), contextlib.ExitStack() as undo:
-            for network, endpoint in self.container_endpoints(container.id):
+        endpoints = self.container_endpoints(container.id)
+        with self.store.transaction():
+            for network, endpoint in endpoints:
                 failpoints.hit("remove_container.endpoint")
-                self._leave(network, container, endpoint, undo)
+                self._forget_endpoint(network, endpoint)
+            failpoints.hit("remove_container.store")
             self.store.delete_container(container.id)
-            failpoints.hit("remove_container.sandbox")
-            if owns_sandbox:
-                self._forget_sandbox_netlink(container.netns_path)
-                self.sandboxes.remove(container.id)
-            undo.pop_all()
+
+        # The records are gone; the kernel teardown goes on past failures and reports them
+        # all (reconcile removes whatever is left, since every object carries nsnet's mark).
         self._watched.pop(container.id, None)
-        self._remove_container_files(container)
-        log.info("container %s removed", container.name)
+        failures = []
+        for network, endpoint in endpoints:
+            try:
+                self.drivers[network.driver].leave(network, endpoint, None)
+            except NsnetError as error:
+                failures.append(str(error))
+        if container.network_mode != "host" and not container.shares_namespace_of:
+            # Close our socket first: an open netlink socket keeps its namespace alive.
+            self._forget_sandbox_netlink(container.netns_path)
+            try:
+                self.sandboxes.remove(container.id)
+            except OSError as error:
+                failures.append(f"cannot remove sandbox: {error}")
+        try:
+            self._remove_container_files(container)
+        except OSError as error:
+            failures.append(f"cannot remove files: {error}")
+        if failures:
+            log.warning(
+                "container %s removed, with leftovers: %s", container.name, "; ".join(failures)
+            )
+        else:
+            log.info("container %s removed", container.name)
 
     def _remove_container_files(self, container: Container) -> None:
         directory = self.paths.container_dir(container.id)

@@ -22,5 +22,5 @@ class Driver(Protocol):
     ) -> None:
         """Plug an endpoint into the network inside the sandbox at ``netns_path``."""
 
-    def leave(self, network: Network, endpoint: Endpoint) -> None:
+    def leave(self, network: Network, endpoint: Endpoint, netns_path: str | None) -> None:
         """Unplug an endpoint; a missing interface is not an error."""

@@ -13,6 +13,7 @@ import logging
 from nsnet import failpoints
 from nsnet.errors import Conflict, InvalidArgument, NsnetError
 from nsnet.kernel.netlink import ALIAS_PREFIX, Netlink, owner_alias, write_sysctl
+from nsnet.kernel.reaper import LinkReaper
 from nsnet.models import OPT_BRIDGE_NAME, OPT_MTU, Endpoint, Network, NetworkCreate
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,13 @@ KNOWN_OPTIONS = {
 class BridgeDriver:
     name = "bridge"
 
-    def __init__(self, host: Netlink, sandboxes) -> None:
+    def __init__(self, host: Netlink, sandboxes, reaper: LinkReaper) -> None:
         """``sandboxes(netns_path)`` returns a Netlink handle inside that sandbox."""
         self.host = host
         self.sandboxes = sandboxes
+        self.reaper = reaper
+        # Bridge indexes never change while the bridge lives; looking one up costs a request.
+        self._bridge_indexes: dict[str, int] = {}
 
     def validate(self, request: NetworkCreate) -> None:
         unknown = set(request.options) - KNOWN_OPTIONS
@@ -83,7 +87,8 @@ class BridgeDriver:
             # nsnet's bridges get route_localnet, never 'all' or the uplink (CVE-2020-8558).
             write_sysctl(f"net.ipv4.conf.{bridge}.route_localnet", "1")
             failpoints.hit("create_network.up")
-            self.host.set_up(index, bridge)
+            self.host.set_up(index)
+            self._bridge_indexes[network.id] = index
             undo.pop_all()
         log.info("network %s: bridge %s ready", network.name, bridge)
 
@@ -96,21 +101,25 @@ class BridgeDriver:
             log.warning("network %s: bridge %s is not nsnet's; left alone", network.name, bridge)
             return
         self.host.delete_link(bridge)
+        self._bridge_indexes.pop(network.id, None)
         log.info("network %s: bridge %s removed", network.name, bridge)
 
     def join(
         self, network: Network, endpoint: Endpoint, netns_path: str, default_route: bool
     ) -> None:
-        bridge_index = self.host.link_index(network.bridge_name)
+        bridge_index = self._bridge_indexes.get(network.id)
         if bridge_index is None:
-            raise NsnetError(
-                f"cannot connect to network '{network.name}': bridge "
-                f"'{network.bridge_name}' is missing"
-            )
+            bridge_index = self.host.link_index(network.bridge_name)
+            if bridge_index is None:
+                raise NsnetError(
+                    f"cannot connect to network '{network.name}': bridge "
+                    f"'{network.bridge_name}' is missing"
+                )
+            self._bridge_indexes[network.id] = bridge_index
 
         with contextlib.ExitStack() as undo:
             failpoints.hit("connect.veth")
-            host_index = self.host.add_veth(
+            self.host.add_veth(
                 endpoint.host_ifname,
                 endpoint.container_ifname,
                 netns_path,
@@ -120,8 +129,6 @@ class BridgeDriver:
                 endpoint.id,
             )
             undo.callback(self.host.delete_link, endpoint.host_ifname)
-            self.host.set_hairpin(host_index, endpoint.host_ifname)
-            self.host.set_up(host_index, endpoint.host_ifname)
 
             failpoints.hit("connect.address")
             sandbox = self.sandboxes(netns_path)
@@ -129,7 +136,7 @@ class BridgeDriver:
             sandbox.add_address(
                 container_index, endpoint.address, endpoint.prefixlen, endpoint.container_ifname
             )
-            sandbox.set_up(container_index, endpoint.container_ifname)
+            sandbox.set_up(container_index)
 
             failpoints.hit("connect.route")
             if default_route and endpoint.gateway is not None:
@@ -143,7 +150,18 @@ class BridgeDriver:
             endpoint.address,
         )
 
-    def leave(self, network: Network, endpoint: Endpoint) -> None:
-        # Deleting the host end removes the container end too, and with it its routes.
-        self.host.delete_link(endpoint.host_ifname)
+    def leave(self, network: Network, endpoint: Endpoint, netns_path: str | None) -> None:
+        """Unplug an endpoint at once; the kernel's slow veth deletion happens in the background.
+
+        Inside the sandbox the interface is set down (which drops its routes) and renamed out
+        of the way so that its name can be reused at once. ``netns_path`` None means the
+        sandbox is about to go, which takes its end of the pair with it.
+        """
+        if netns_path:
+            sandbox = self.sandboxes(netns_path)
+            index = sandbox.link_index(endpoint.container_ifname)
+            if index is not None:
+                sandbox.set_down(index)
+                sandbox.rename(index, "gone" + endpoint.host_ifname.removeprefix("veth"))
+        self.reaper.delete(endpoint.host_ifname)
         log.debug("network %s: endpoint %s left", network.name, endpoint.host_ifname)

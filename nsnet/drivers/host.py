@@ -33,7 +33,7 @@ class _NoEndpoints:
             else f"cannot connect to network '{network.name}': it takes no endpoints"
         )
 
-    def leave(self, network: Network, endpoint: Endpoint) -> None:
+    def leave(self, network: Network, endpoint: Endpoint, netns_path: str | None) -> None:
         pass
 
 

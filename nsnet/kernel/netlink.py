@@ -201,9 +201,15 @@ class Netlink:
         with netlink_errors(action):
             self.request(message, RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
 
-    def _set_link(self, index: int, attrs: list, action: str, flags: int = 0, change: int = 0):
+    def _set_link(
+        self, link: int | str, attrs: list, action: str, flags: int = 0, change: int = 0
+    ):
+        """Change a link given by index or, with index 0 in the message, by name."""
         message = ifinfmsg()
-        message["index"] = index
+        if isinstance(link, int):
+            message["index"] = link
+        else:
+            attrs = [("IFLA_IFNAME", link), *attrs]
         message["flags"] = flags
         message["change"] = change
         message["attrs"] = attrs
@@ -236,11 +242,12 @@ class Netlink:
         mac_address: str,
         mtu: int,
         owner_id: str,
-    ) -> int:
-        """Create a veth pair whose peer lands directly in the sandbox; return the host index.
+    ) -> None:
+        """Create a veth pair whose peer lands directly in the sandbox, as a bridge port.
 
         One message creates both ends, names the peer, moves it into the sandbox, enslaves the
-        host end to the bridge and sets it up.
+        host end to the bridge and sets it up; a second marks it as nsnet's and turns on
+        hairpin mode (so a container can reach its own published ports through the host).
         """
         peer_fd = os.open(peer_netns_path, os.O_RDONLY)
         try:
@@ -266,25 +273,26 @@ class Netlink:
             )
         finally:
             os.close(peer_fd)
-        index = self.link_index(host_ifname)
-        if index is None:
-            raise Unavailable(f"cannot create veth pair '{host_ifname}': it vanished")
-        self.set_alias(index, owner_alias(owner_id), host_ifname)
-        return index
-
-    def set_up(self, index: int, ifname: str = "") -> None:
-        self._set_link(index, [], f"set link '{ifname or index}' up", IFF_UP, IFF_UP)
-
-    def set_hairpin(self, index: int, ifname: str = "") -> None:
-        """Let a bridge port send frames back out of the port they came in on."""
-        linkinfo = [
+        hairpin = [
             ("IFLA_INFO_SLAVE_KIND", "bridge"),
             ("IFLA_INFO_SLAVE_DATA", {"attrs": [(IFLA_BRPORT_MODE, 1)]}),
         ]
         self._set_link(
-            index,
-            [("IFLA_LINKINFO", {"attrs": linkinfo})],
-            f"set hairpin mode on '{ifname or index}'",
+            host_ifname,
+            [("IFLA_IFALIAS", owner_alias(owner_id)), ("IFLA_LINKINFO", {"attrs": hairpin})],
+            f"configure bridge port '{host_ifname}'",
+        )
+
+    def set_up(self, link: int | str) -> None:
+        self._set_link(link, [], f"set link '{link}' up", IFF_UP, IFF_UP)
+
+    def set_down(self, link: int | str) -> None:
+        self._set_link(link, [], f"set link '{link}' down", 0, IFF_UP)
+
+    def rename(self, index: int, new_ifname: str) -> None:
+        """Rename a link (the kernel wants it down first)."""
+        self._set_link(
+            index, [("IFLA_IFNAME", new_ifname)], f"rename link {index} to '{new_ifname}'"
         )
 
     def delete_link(self, ifname: str) -> bool:
