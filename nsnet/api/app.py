@@ -1,0 +1,465 @@
+"""The FastAPI application: Docker Engine API 1.41 over one engine.
+
+Every route is also served under a ``/vN.NN`` prefix, every answer carries Docker's
+``Api-Version`` / ``Ostype`` / ``Server`` headers, and every error is ``{"message": "..."}``
+with the status of the ``NsnetError`` category (a bug is a 500). The engine is not thread-safe
+and its pyroute2 handles belong to the thread that opened them, so every engine call, from
+``open()`` to ``close()``, runs on one worker thread (``EngineRunner``).
+"""
+
+import asyncio
+import logging
+import os
+import platform
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from nsnet import API_VERSION, __version__
+from nsnet.api import schemas
+from nsnet.api.filters import filter_networks, parse_filters
+from nsnet.errors import InvalidArgument, NsnetError
+
+log = logging.getLogger(__name__)
+
+MIN_API_VERSION = "1.12"
+REAP_INTERVAL = 0.5
+
+# /v1.41/networks -> /networks; Docker accepts any version here within its range, nsnet any.
+VERSION_PREFIX = re.compile(r"^/v[0-9]+(\.[0-9]+)?(?=/)")
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class EngineRunner:
+    """Runs engine calls on one dedicated worker thread, one at a time."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsnet-engine")
+
+    async def run(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call ``function(*args, **kwargs)`` on the engine thread and await its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, partial(function, *args, **kwargs))
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=True)
+
+
+class DockerCompat:
+    """ASGI middleware: strip a ``/vN.NN`` prefix and add Docker's headers to every answer."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.headers = [
+            (b"api-version", API_VERSION.encode()),
+            (b"docker-experimental", b"false"),
+            (b"ostype", b"linux"),
+            (b"server", f"nsnet/{__version__} (linux)".encode()),
+        ]
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        match = VERSION_PREFIX.match(scope["path"])
+        if match:
+            path = scope["path"][match.end() :]
+            scope = dict(scope, path=path, raw_path=path.encode())
+
+        started = False
+
+        async def send_with_headers(message: dict) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message = dict(message, headers=[*message.get("headers", []), *self.headers])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # Starlette re-raises an unexpected error after its handler has answered (and
+            # logged); the answer is out, so the server need not log a second traceback.
+            if not started:
+                raise
+
+
+def error_response(status: int, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"message": message})
+
+
+def validation_message(error: ValidationError, what: str) -> str:
+    """A one-line message naming the fields that were wrong."""
+    problems = []
+    for problem in error.errors(include_url=False):
+        if problem["type"] == "json_invalid":
+            return f"invalid {what}: not valid JSON: {problem.get('ctx', {}).get('error', '')}"
+        field = ".".join(str(part) for part in problem["loc"]) or "body"
+        problems.append(f"field '{field}': {problem['msg']}")
+    return f"invalid {what}: " + "; ".join(problems)
+
+
+async def read_body(request: Request, model: type[ModelT]) -> ModelT:
+    """The request body parsed into ``model``; an empty body counts as ``{}``."""
+    body = await request.body()
+    if not body.strip():
+        body = b"{}"
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as error:
+        raise InvalidArgument(validation_message(error, "request body")) from error
+
+
+def query_bool(request: Request, name: str, default: bool = False) -> bool:
+    """A boolean query parameter as Docker reads them ("", 0, no, false, none are false)."""
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() not in ("", "0", "no", "false", "none")
+
+
+def query_int(request: Request, name: str, default: int) -> int:
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError as error:
+        raise InvalidArgument(
+            f"invalid query parameter '{name}': '{value}' is not a number"
+        ) from (error)
+
+
+def json_response(content: Any, status_code: int = 200) -> JSONResponse:
+    return JSONResponse(status_code=status_code, content=content)
+
+
+def kernel_version() -> str:
+    return platform.release()
+
+
+def architecture() -> str:
+    machine = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def create_app(engine: Any, reap_interval: float = REAP_INTERVAL) -> Any:
+    """The ASGI application serving ``engine`` (opened at start-up, closed at shutdown)."""
+    runner = EngineRunner(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        try:
+            await runner.run(engine.open)
+        except Exception as error:
+            # uvicorn logs the traceback; say in one line what could not be done.
+            log.error("cannot open the engine: %s", error)
+            runner.shutdown()
+            raise
+        log.info("engine open (state %s)", getattr(engine, "paths", None))
+
+        reaper = asyncio.create_task(reap_forever(runner, reap_interval))
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            try:
+                await reaper
+            except asyncio.CancelledError:
+                pass
+            try:
+                await runner.run(engine.close)
+                log.info("engine closed")
+            finally:
+                runner.shutdown()
+
+    app = FastAPI(
+        title="nsnetd",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.runner = runner
+
+    @app.exception_handler(NsnetError)
+    async def nsnet_error(request: Request, error: NsnetError) -> JSONResponse:
+        if error.status >= 500:
+            log.error("%s %s failed: %s", request.method, request.url.path, error)
+        return error_response(error.status, str(error))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code in (404, 405):
+            return error_response(404, "page not found")
+        return error_response(error.status_code, str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return error_response(500, f"internal error: {type(error).__name__}: {error}")
+
+    add_system_routes(app)
+    add_network_routes(app, runner)
+    add_container_routes(app, runner)
+    add_nsnet_routes(app, runner)
+    return DockerCompat(app)
+
+
+async def reap_forever(runner: EngineRunner, interval: float) -> None:
+    """Let the engine notice exited detached processes, every ``interval`` seconds."""
+    reap = getattr(runner.engine, "reap", None)
+    if reap is None:
+        log.warning("the engine has no reap(): exited detached processes go unnoticed")
+        return
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await runner.run(reap)
+        except Exception:
+            log.exception("reaping exited processes failed")
+
+
+def add_system_routes(app: FastAPI) -> None:
+    @app.api_route("/_ping", methods=["GET", "HEAD"])
+    async def ping() -> PlainTextResponse:
+        return PlainTextResponse(
+            "OK", headers={"Cache-Control": "no-cache, no-store, must-revalidate"}
+        )
+
+    @app.get("/version")
+    async def version() -> JSONResponse:
+        details = {
+            "ApiVersion": API_VERSION,
+            "Arch": architecture(),
+            "KernelVersion": kernel_version(),
+            "MinAPIVersion": MIN_API_VERSION,
+            "Os": "linux",
+        }
+        return json_response(
+            {
+                "Platform": {"Name": "nsnet"},
+                "Components": [{"Name": "Engine", "Version": __version__, "Details": details}],
+                "Version": __version__,
+                "ApiVersion": API_VERSION,
+                "MinAPIVersion": MIN_API_VERSION,
+                "GitCommit": "",
+                "Os": "linux",
+                "Arch": architecture(),
+                "KernelVersion": kernel_version(),
+            }
+        )
+
+    @app.get("/info")
+    async def info(request: Request) -> JSONResponse:
+        runner: EngineRunner = request.app.state.runner
+        engine = runner.engine
+
+        def gather() -> dict:
+            containers = engine.list_containers(all=True)
+            running = sum(1 for container in containers if container.state == "running")
+            return {
+                "ID": "",
+                "Containers": len(containers),
+                "ContainersRunning": running,
+                "ContainersPaused": 0,
+                "ContainersStopped": len(containers) - running,
+                "Images": 0,
+                "Driver": "",
+                "Name": platform.node(),
+                "ServerVersion": __version__,
+                "OperatingSystem": "nsnet",
+                "OSType": "linux",
+                "Architecture": platform.machine(),
+                "KernelVersion": kernel_version(),
+                "NCPU": os.cpu_count() or 1,
+                "DockerRootDir": str(engine.paths.state_dir),
+                "Networks": len(engine.list_networks()),
+                "StateDir": str(engine.paths.state_dir),
+                "RunDir": str(engine.paths.run_dir),
+                "Socket": str(engine.paths.socket),
+                "DaemonLog": str(engine.paths.daemon_log),
+            }
+
+        return json_response(await runner.run(gather))
+
+
+def add_network_routes(app: FastAPI, runner: EngineRunner) -> None:
+    engine = runner.engine
+
+    def network_json(ref: str) -> Any:
+        network = engine.get_network(ref)
+        endpoints = engine.network_endpoints(network.id)
+        return schemas.NetworkResourceOut.from_network(network, endpoints).to_json()
+
+    @app.get("/networks")
+    async def list_networks(request: Request) -> JSONResponse:
+        filters = parse_filters(request.query_params.get("filters"))
+
+        def gather() -> list:
+            networks = engine.list_networks()
+            counts = {}
+            if "dangling" in filters:
+                counts = {
+                    network.id: len(engine.network_endpoints(network.id)) for network in networks
+                }
+            # Docker's list leaves Containers empty; inspect fills it.
+            return [
+                schemas.NetworkResourceOut.from_network(network).to_json()
+                for network in filter_networks(networks, filters, counts)
+            ]
+
+        return json_response(await runner.run(gather))
+
+    @app.post("/networks/create")
+    async def create_network(request: Request) -> JSONResponse:
+        body = await read_body(request, schemas.NetworkCreateBody)
+        network = await runner.run(engine.create_network, body.to_request())
+        log.info("network %s (%s) created", network.name, network.id[:12])
+        return json_response(schemas.NetworkCreateOut(id=network.id).to_json(), 201)
+
+    @app.post("/networks/prune")
+    async def prune_networks(request: Request) -> JSONResponse:
+        if parse_filters(request.query_params.get("filters")):
+            # TODO: prune filters (until, label) are not supported yet; refuse rather than
+            # remove more than was asked.
+            raise InvalidArgument("cannot prune networks: filters are not supported yet")
+        names = await runner.run(engine.prune_networks)
+        log.info("networks pruned: %s", ", ".join(names) or "none")
+        return json_response(schemas.NetworkPruneOut(networks_deleted=names).to_json())
+
+    @app.get("/networks/{ref}")
+    async def inspect_network(ref: str) -> JSONResponse:
+        return json_response(await runner.run(network_json, ref))
+
+    @app.delete("/networks/{ref}")
+    async def remove_network(ref: str) -> Response:
+        await runner.run(engine.remove_network, ref)
+        log.info("network %s removed", ref)
+        return Response(status_code=204)
+
+    @app.post("/networks/{ref}/connect")
+    async def connect(ref: str, request: Request) -> Response:
+        body = await read_body(request, schemas.NetworkConnectBody)
+        settings = body.endpoint_config or schemas.EndpointSettingsBody()
+        await runner.run(
+            engine.connect,
+            ref,
+            body.container,
+            ip_address=settings.address("EndpointConfig"),
+            aliases=list(settings.aliases or []),
+        )
+        return Response(status_code=200)
+
+    @app.post("/networks/{ref}/disconnect")
+    async def disconnect(ref: str, request: Request) -> Response:
+        body = await read_body(request, schemas.NetworkDisconnectBody)
+        await runner.run(engine.disconnect, ref, body.container, force=bool(body.force))
+        return Response(status_code=200)
+
+
+def add_container_routes(app: FastAPI, runner: EngineRunner) -> None:
+    engine = runner.engine
+
+    def inspect_json(ref: str) -> Any:
+        container = engine.get_container(ref)
+        endpoints = engine.container_endpoints(container.id)
+        return schemas.ContainerInspectOut.from_container(container, endpoints).to_json()
+
+    @app.post("/containers/create")
+    async def create_container(request: Request) -> JSONResponse:
+        body = await read_body(request, schemas.ContainerCreateBody)
+        container_request = body.to_request(request.query_params.get("name"))
+        container = await runner.run(engine.create_container, container_request)
+        log.info("container %s (%s) created", container.name, container.id[:12])
+        return json_response(schemas.ContainerCreateOut(id=container.id).to_json(), 201)
+
+    @app.get("/containers/json")
+    async def list_containers(request: Request) -> JSONResponse:
+        everything = query_bool(request, "all")
+
+        def gather() -> list:
+            return [
+                schemas.ContainerSummaryOut.from_container(
+                    container, engine.container_endpoints(container.id)
+                ).to_json()
+                for container in engine.list_containers(all=everything)
+            ]
+
+        return json_response(await runner.run(gather))
+
+    @app.get("/containers/{ref}/json")
+    async def inspect_container(ref: str) -> JSONResponse:
+        return json_response(await runner.run(inspect_json, ref))
+
+    @app.post("/containers/{ref}/start")
+    async def start_container(ref: str) -> Response:
+        def start() -> bool:
+            if engine.get_container(ref).state == "running":
+                return False
+            engine.start_container(ref)
+            return True
+
+        started = await runner.run(start)
+        # Docker answers 304 when there was nothing to do; its CLI counts that as success.
+        return Response(status_code=204 if started else 304)
+
+    @app.post("/containers/{ref}/stop")
+    async def stop_container(ref: str, request: Request) -> Response:
+        timeout = query_int(request, "t", 10)
+
+        def stop() -> bool:
+            if engine.get_container(ref).state != "running":
+                return False
+            engine.stop_container(ref, timeout=timeout)
+            return True
+
+        stopped = await runner.run(stop)
+        return Response(status_code=204 if stopped else 304)
+
+    @app.delete("/containers/{ref}")
+    async def remove_container(ref: str, request: Request) -> Response:
+        await runner.run(engine.remove_container, ref, force=query_bool(request, "force"))
+        log.info("container %s removed", ref)
+        return Response(status_code=204)
+
+    @app.get("/containers/{ref}/logs")
+    async def container_logs(ref: str) -> Response:
+        output = await runner.run(engine.logs, ref)
+        return Response(content=output, media_type="application/octet-stream")
+
+
+def add_nsnet_routes(app: FastAPI, runner: EngineRunner) -> None:
+    engine = runner.engine
+
+    @app.post("/nsnet/containers/{ref}/enter")
+    async def enter(ref: str, request: Request) -> JSONResponse:
+        body = await read_body(request, schemas.EnterBody)
+        if not body.cmd:
+            raise InvalidArgument(f"cannot enter container '{ref}': Cmd is empty")
+        argv = await runner.run(engine.enter_command, ref, list(body.cmd))
+        return json_response(schemas.EnterOut(argv=argv).to_json())
+
+    @app.post("/nsnet/containers/{ref}/attach")
+    async def attach(ref: str, request: Request) -> Response:
+        body = await read_body(request, schemas.AttachBody)
+        await runner.run(engine.attach_process, ref, body.pid)
+        return Response(status_code=204)
+
+    @app.post("/nsnet/containers/{ref}/exited")
+    async def exited(ref: str, request: Request) -> Response:
+        body = await read_body(request, schemas.ExitedBody)
+        await runner.run(engine.process_exited, ref, body.exit_code)
+        return Response(status_code=204)

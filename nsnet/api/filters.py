@@ -1,0 +1,119 @@
+"""Docker's ``filters`` query parameter, as ``GET /networks`` reads it.
+
+The parameter is JSON: ``{"name": {"web": true}}`` (what clients send today) or the older
+``{"name": ["web"]}``. Within one key the values are alternatives, except ``label``, whose
+values must all hold; different keys must all hold. ``name`` and ``id`` match as Docker does: an
+equal string, else an unanchored regular expression.
+"""
+
+import json
+import re
+
+from nsnet.errors import InvalidArgument
+from nsnet.models import Network
+
+NETWORK_FILTERS = ("dangling", "driver", "id", "label", "name", "scope", "type")
+
+
+def parse_filters(text: str | None) -> dict[str, list[str]]:
+    """The ``filters`` parameter as {key: [values]}; InvalidArgument when it is malformed."""
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise InvalidArgument(f"invalid filters '{text}': {error}") from error
+    if not isinstance(data, dict):
+        raise InvalidArgument(f"invalid filters '{text}': not a JSON object")
+
+    filters: dict[str, list[str]] = {}
+    for key, values in data.items():
+        if isinstance(values, dict) and all(isinstance(value, bool) for value in values.values()):
+            filters[key] = [value for value, wanted in values.items() if wanted]
+        elif isinstance(values, list) and all(isinstance(value, str) for value in values):
+            filters[key] = list(values)
+        else:
+            raise InvalidArgument(
+                f"invalid filters '{text}': the values of '{key}' are neither a list of"
+                " strings nor a map of strings to booleans"
+            )
+    return filters
+
+
+def validate_network_filters(filters: dict[str, list[str]]) -> None:
+    """Refuse keys and values that Docker refuses for networks."""
+    for key in filters:
+        if key not in NETWORK_FILTERS:
+            raise InvalidArgument(f"invalid filter '{key}'")
+    for value in filters.get("type", []):
+        if value not in ("custom", "builtin"):
+            raise InvalidArgument(f"invalid filter: 'type'='{value}'")
+    for value in filters.get("dangling", []):
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise InvalidArgument(f"invalid filter 'dangling={value}'")
+
+
+def matches_pattern(values: list[str], text: str) -> bool:
+    """Docker's ``Match``: one of ``values`` equals ``text`` or finds it as a regexp."""
+    for value in values:
+        if value == text:
+            return True
+        try:
+            if re.search(value, text):
+                return True
+        except re.error:
+            continue
+    return False
+
+
+def matches_labels(values: list[str], labels: dict[str, str]) -> bool:
+    """Docker's ``MatchKVList``: every ``key`` or ``key=value`` in ``values`` holds."""
+    for value in values:
+        key, has_value, wanted = value.partition("=")
+        if key not in labels:
+            return False
+        if has_value and labels[key] != wanted:
+            return False
+    return True
+
+
+def network_matches(
+    network: Network, filters: dict[str, list[str]], endpoint_count: int = 0
+) -> bool:
+    """Whether a network passes every filter (``endpoint_count`` serves ``dangling``)."""
+    if "driver" in filters and network.driver not in filters["driver"]:
+        return False
+    if "name" in filters and not matches_pattern(filters["name"], network.name):
+        return False
+    if "id" in filters and not matches_pattern(filters["id"], network.id):
+        return False
+    if "label" in filters and not matches_labels(filters["label"], network.labels):
+        return False
+    if "scope" in filters and network.scope not in filters["scope"]:
+        return False
+    if "type" in filters:
+        kind = "builtin" if network.builtin else "custom"
+        if kind not in filters["type"]:
+            return False
+    if "dangling" in filters:
+        # A dangling network is a user network without endpoints (what prune would remove).
+        dangling = not network.builtin and endpoint_count == 0
+        wanted = {value.lower() in ("true", "1") for value in filters["dangling"]}
+        if dangling not in wanted:
+            return False
+    return True
+
+
+def filter_networks(
+    networks: list[Network],
+    filters: dict[str, list[str]],
+    endpoint_counts: dict[str, int] | None = None,
+) -> list[Network]:
+    """The networks that pass ``filters``, in their order."""
+    validate_network_filters(filters)
+    counts = endpoint_counts or {}
+    return [
+        network
+        for network in networks
+        if network_matches(network, filters, counts.get(network.id, 0))
+    ]

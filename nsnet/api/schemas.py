@@ -1,0 +1,715 @@
+"""Request bodies and responses of the API, in Docker Engine API 1.41's JSON shapes.
+
+Fields keep Docker's PascalCase names as aliases and Docker's key order, because clients (the
+docker CLI among them) print the JSON as they receive it. Request models read JSON strictly (a
+string where a boolean belongs is an error, as in Docker) but match field names without regard
+to case, as Go's JSON decoder does. Converting a body to an engine request checks what the types
+alone cannot (CIDRs, addresses, port specs) and raises ``InvalidArgument`` naming the field.
+"""
+
+from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
+
+from nsnet.api.timefmt import ZERO_TIME, container_status, unix_seconds
+from nsnet.errors import InvalidArgument
+from nsnet.models import (
+    Container,
+    ContainerCreate,
+    Endpoint,
+    IpamConfig,
+    Network,
+    NetworkCreate,
+    PortBinding,
+)
+
+PROTOCOLS = ("tcp", "udp", "sctp")
+
+
+class DockerModel(BaseModel):
+    """A request body: Docker's field names, matched case-insensitively; unknown keys ignored."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _match_names_case_insensitively(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        names = {
+            (field.alias or name).lower(): field.alias or name
+            for name, field in cls.model_fields.items()
+        }
+        return {
+            names.get(key.lower(), key) if isinstance(key, str) else key: value
+            for key, value in data.items()
+        }
+
+
+class Response(BaseModel):
+    """A response body: serialised by alias, in field order."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    def to_json(self) -> Any:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+# Requests: networks
+
+
+class IpamConfigBody(DockerModel):
+    subnet: str | None = Field(None, alias="Subnet")
+    ip_range: str | None = Field(None, alias="IPRange")
+    gateway: str | None = Field(None, alias="Gateway")
+    aux_addresses: dict[str, str] | None = Field(None, alias="AuxiliaryAddresses")
+
+    def to_config(self, position: int) -> IpamConfig | None:
+        """The engine's IpamConfig; None for an entry that asks for nothing."""
+        field = f"IPAM.Config[{position}]"
+        if not self.subnet:
+            if self.ip_range or self.gateway or self.aux_addresses:
+                raise InvalidArgument(
+                    f"invalid {field}: a gateway, IP range or auxiliary address needs a Subnet"
+                )
+            return None
+
+        subnet = parse_ipv4_network(self.subnet, f"{field}.Subnet")
+        ip_range = parse_ipv4_network(self.ip_range, f"{field}.IPRange") if self.ip_range else None
+        gateway = parse_ipv4_address(self.gateway, f"{field}.Gateway") if self.gateway else None
+        aux_addresses = {
+            name: parse_ipv4_address(address, f"{field}.AuxiliaryAddresses[{name}]")
+            for name, address in (self.aux_addresses or {}).items()
+        }
+        return IpamConfig(
+            subnet=subnet, gateway=gateway, ip_range=ip_range, aux_addresses=aux_addresses
+        )
+
+
+class IpamBody(DockerModel):
+    driver: str | None = Field(None, alias="Driver")
+    config: list[IpamConfigBody] | None = Field(None, alias="Config")
+    options: dict[str, str] | None = Field(None, alias="Options")
+
+
+class NetworkCreateBody(DockerModel):
+    name: str = Field(alias="Name")
+    check_duplicate: bool | None = Field(None, alias="CheckDuplicate")
+    driver: str | None = Field(None, alias="Driver")
+    scope: str | None = Field(None, alias="Scope")
+    internal: bool | None = Field(None, alias="Internal")
+    attachable: bool | None = Field(None, alias="Attachable")
+    ingress: bool | None = Field(None, alias="Ingress")
+    config_only: bool | None = Field(None, alias="ConfigOnly")
+    config_from: dict[str, str] | None = Field(None, alias="ConfigFrom")
+    ipam: IpamBody | None = Field(None, alias="IPAM")
+    enable_ipv6: bool | None = Field(None, alias="EnableIPv6")
+    options: dict[str, str] | None = Field(None, alias="Options")
+    labels: dict[str, str] | None = Field(None, alias="Labels")
+
+    def to_request(self) -> NetworkCreate:
+        """The engine's NetworkCreate; refuses what nsnet does not do (swarm, config-only)."""
+        if not self.name:
+            raise InvalidArgument("cannot create network '': Name is empty")
+        if self.ingress:
+            raise InvalidArgument(
+                f"cannot create network '{self.name}': ingress networks need swarm mode,"
+                " which nsnet does not have"
+            )
+        if self.config_only or (self.config_from or {}).get("Network"):
+            raise InvalidArgument(
+                f"cannot create network '{self.name}': config-only networks are not supported"
+            )
+        if self.scope not in (None, "", "local"):
+            raise InvalidArgument(
+                f"cannot create network '{self.name}': scope '{self.scope}' is not supported"
+                " (only 'local')"
+            )
+
+        ipam = self.ipam or IpamBody()
+        if ipam.driver not in (None, "", "default"):
+            raise InvalidArgument(
+                f"cannot create network '{self.name}': IPAM driver '{ipam.driver}' is not"
+                " supported (only 'default')"
+            )
+        configs = [entry.to_config(position) for position, entry in enumerate(ipam.config or [])]
+
+        return NetworkCreate(
+            name=self.name,
+            driver=self.driver or "bridge",
+            internal=bool(self.internal),
+            attachable=bool(self.attachable),
+            enable_ipv6=bool(self.enable_ipv6),
+            ipam=[config for config in configs if config is not None],
+            ipam_options=dict(ipam.options or {}),
+            options=dict(self.options or {}),
+            labels=dict(self.labels or {}),
+        )
+
+
+class EndpointIpamConfigBody(DockerModel):
+    ipv4_address: str | None = Field(None, alias="IPv4Address")
+    ipv6_address: str | None = Field(None, alias="IPv6Address")
+
+
+class EndpointSettingsBody(DockerModel):
+    ipam_config: EndpointIpamConfigBody | None = Field(None, alias="IPAMConfig")
+    aliases: list[str] | None = Field(None, alias="Aliases")
+
+    def address(self, field: str) -> str | None:
+        """The requested IPv4 address, checked; None when none was asked for."""
+        config = self.ipam_config or EndpointIpamConfigBody()
+        if config.ipv6_address:
+            raise InvalidArgument(
+                f"invalid {field}.IPAMConfig.IPv6Address: IPv6 is not supported yet"
+            )
+        if not config.ipv4_address:
+            return None
+        return str(parse_ipv4_address(config.ipv4_address, f"{field}.IPAMConfig.IPv4Address"))
+
+
+class NetworkConnectBody(DockerModel):
+    container: str = Field(alias="Container")
+    endpoint_config: EndpointSettingsBody | None = Field(None, alias="EndpointConfig")
+
+
+class NetworkDisconnectBody(DockerModel):
+    container: str = Field(alias="Container")
+    force: bool | None = Field(None, alias="Force")
+
+
+# Requests: containers
+
+
+class PortBindingBody(DockerModel):
+    host_ip: str | None = Field(None, alias="HostIp")
+    host_port: str | None = Field(None, alias="HostPort")
+
+
+class HostConfigBody(DockerModel):
+    network_mode: str | None = Field(None, alias="NetworkMode")
+    port_bindings: dict[str, list[PortBindingBody] | None] | None = Field(
+        None, alias="PortBindings"
+    )
+    publish_all_ports: bool | None = Field(None, alias="PublishAllPorts")
+    auto_remove: bool | None = Field(None, alias="AutoRemove")
+    sysctls: dict[str, str] | None = Field(None, alias="Sysctls")
+
+
+class NetworkingConfigBody(DockerModel):
+    endpoints_config: dict[str, EndpointSettingsBody | None] | None = Field(
+        None, alias="EndpointsConfig"
+    )
+
+
+class ContainerCreateBody(DockerModel):
+    hostname: str | None = Field(None, alias="Hostname")
+    cmd: list[str] | str | None = Field(None, alias="Cmd")
+    entrypoint: list[str] | str | None = Field(None, alias="Entrypoint")
+    image: str | None = Field(None, alias="Image")
+    mac_address: str | None = Field(None, alias="MacAddress")
+    labels: dict[str, str] | None = Field(None, alias="Labels")
+    exposed_ports: dict[str, dict] | None = Field(None, alias="ExposedPorts")
+    host_config: HostConfigBody | None = Field(None, alias="HostConfig")
+    networking_config: NetworkingConfigBody | None = Field(None, alias="NetworkingConfig")
+
+    def to_request(self, name: str | None) -> ContainerCreate:
+        """The engine's ContainerCreate: Entrypoint + Cmd, the network and its endpoint config."""
+        host_config = self.host_config or HostConfigBody()
+        network = host_config.network_mode or "default"
+        endpoints = {
+            network_name: settings or EndpointSettingsBody()
+            for network_name, settings in (
+                (self.networking_config or NetworkingConfigBody()).endpoints_config or {}
+            ).items()
+        }
+
+        # Docker's "default" is the default bridge; a client may instead name the network only
+        # in EndpointsConfig (docker-py does).
+        if network == "default":
+            network = next(iter(endpoints), "bridge") if len(endpoints) == 1 else "bridge"
+        if len(endpoints) > 1:
+            raise InvalidArgument(
+                "invalid NetworkingConfig.EndpointsConfig: a container is created on one network;"
+                " connect it to more afterwards"
+            )
+        settings = endpoints.get(network) or next(iter(endpoints.values()), None)
+        settings = settings or EndpointSettingsBody()
+
+        return ContainerCreate(
+            name=name or None,
+            command=as_list(self.entrypoint) + as_list(self.cmd),
+            network=network,
+            ip_address=settings.address(f"NetworkingConfig.EndpointsConfig[{network}]"),
+            mac_address=self.mac_address or None,
+            hostname=self.hostname or None,
+            sysctls=dict(host_config.sysctls or {}),
+            aliases=list(settings.aliases or []),
+            auto_remove=bool(host_config.auto_remove),
+            ports=port_bindings(
+                self.exposed_ports or {},
+                host_config.port_bindings or {},
+                bool(host_config.publish_all_ports),
+            ),
+            labels=dict(self.labels or {}),
+        )
+
+
+class EnterBody(DockerModel):
+    cmd: list[str] = Field(alias="Cmd")
+
+
+class AttachBody(DockerModel):
+    pid: int = Field(alias="Pid")
+
+
+class ExitedBody(DockerModel):
+    exit_code: int = Field(alias="ExitCode")
+
+
+# Responses: networks
+
+
+class NetworkIpamConfigOut(Response):
+    subnet: str = Field(alias="Subnet")
+    ip_range: str | None = Field(None, alias="IPRange")
+    gateway: str | None = Field(None, alias="Gateway")
+    aux_addresses: dict[str, str] | None = Field(None, alias="AuxiliaryAddresses")
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler):
+        # Docker's IPAMConfig fields are omitempty: an unset one is absent, not null.
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
+class NetworkIpamOut(Response):
+    driver: str = Field(alias="Driver")
+    options: dict[str, str] | None = Field(alias="Options")
+    config: list[NetworkIpamConfigOut] = Field(alias="Config")
+
+
+class ConfigReferenceOut(Response):
+    network: str = Field("", alias="Network")
+
+
+class EndpointResourceOut(Response):
+    name: str = Field(alias="Name")
+    endpoint_id: str = Field(alias="EndpointID")
+    mac_address: str = Field(alias="MacAddress")
+    ipv4_address: str = Field(alias="IPv4Address")
+    ipv6_address: str = Field("", alias="IPv6Address")
+
+
+class NetworkResourceOut(Response):
+    name: str = Field(alias="Name")
+    id: str = Field(alias="Id")
+    created: str = Field(alias="Created")
+    scope: str = Field(alias="Scope")
+    driver: str = Field(alias="Driver")
+    enable_ipv6: bool = Field(alias="EnableIPv6")
+    ipam: NetworkIpamOut = Field(alias="IPAM")
+    internal: bool = Field(alias="Internal")
+    attachable: bool = Field(alias="Attachable")
+    ingress: bool = Field(alias="Ingress")
+    config_from: ConfigReferenceOut = Field(default_factory=ConfigReferenceOut, alias="ConfigFrom")
+    config_only: bool = Field(False, alias="ConfigOnly")
+    containers: dict[str, EndpointResourceOut] = Field(alias="Containers")
+    options: dict[str, str] = Field(alias="Options")
+    labels: dict[str, str] = Field(alias="Labels")
+
+    @classmethod
+    def from_network(
+        cls, network: Network, endpoints: list[tuple[Container, Endpoint]] | None = None
+    ) -> "NetworkResourceOut":
+        """Docker's network JSON; ``endpoints`` None gives ``Containers: {}`` as the list does."""
+        containers = {
+            container.id: EndpointResourceOut(
+                name=container.name,
+                endpoint_id=endpoint.id,
+                mac_address=endpoint.mac_address,
+                ipv4_address=f"{endpoint.address}/{endpoint.prefixlen}",
+            )
+            for container, endpoint in endpoints or []
+        }
+        ipam_configs = [
+            NetworkIpamConfigOut(
+                subnet=str(config.subnet),
+                ip_range=str(config.ip_range) if config.ip_range else None,
+                gateway=str(config.gateway) if config.gateway else None,
+                aux_addresses=(
+                    {name: str(address) for name, address in config.aux_addresses.items()} or None
+                ),
+            )
+            for config in network.ipam
+        ]
+        return cls(
+            name=network.name,
+            id=network.id,
+            created=network.created,
+            scope=network.scope,
+            driver=network.driver,
+            enable_ipv6=network.enable_ipv6,
+            # Docker keeps no IPAM options for its built-in networks (null); a created network
+            # holds the map it was given, {} from the docker CLI.
+            ipam=NetworkIpamOut(
+                driver=network.ipam_driver,
+                options=None if network.builtin else dict(network.ipam_options),
+                config=ipam_configs,
+            ),
+            internal=network.internal,
+            attachable=network.attachable,
+            ingress=network.ingress,
+            containers=containers,
+            options=dict(network.options),
+            labels=dict(network.labels),
+        )
+
+
+class NetworkCreateOut(Response):
+    id: str = Field(alias="Id")
+    warning: str = Field("", alias="Warning")
+
+
+class NetworkPruneOut(Response):
+    networks_deleted: list[str] | None = Field(alias="NetworksDeleted")
+
+
+# Responses: containers
+
+
+class ContainerCreateOut(Response):
+    id: str = Field(alias="Id")
+    warnings: list[str] = Field(default_factory=list, alias="Warnings")
+
+
+class ContainerStateOut(Response):
+    status: str = Field(alias="Status")
+    running: bool = Field(alias="Running")
+    paused: bool = Field(False, alias="Paused")
+    restarting: bool = Field(False, alias="Restarting")
+    oom_killed: bool = Field(False, alias="OOMKilled")
+    dead: bool = Field(False, alias="Dead")
+    pid: int = Field(alias="Pid")
+    exit_code: int = Field(alias="ExitCode")
+    error: str = Field("", alias="Error")
+    started_at: str = Field(alias="StartedAt")
+    finished_at: str = Field(alias="FinishedAt")
+
+
+class PortBindingOut(Response):
+    host_ip: str = Field(alias="HostIp")
+    host_port: str = Field(alias="HostPort")
+
+
+class HostConfigOut(Response):
+    network_mode: str = Field(alias="NetworkMode")
+    port_bindings: dict[str, list[PortBindingOut]] = Field(alias="PortBindings")
+    auto_remove: bool = Field(alias="AutoRemove")
+    sysctls: dict[str, str] | None = Field(None, alias="Sysctls")
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler):
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
+class ContainerConfigOut(Response):
+    hostname: str = Field(alias="Hostname")
+    domainname: str = Field("", alias="Domainname")
+    user: str = Field("", alias="User")
+    exposed_ports: dict[str, dict] | None = Field(None, alias="ExposedPorts")
+    cmd: list[str] = Field(alias="Cmd")
+    image: str = Field("", alias="Image")
+    labels: dict[str, str] = Field(alias="Labels")
+    mac_address: str | None = Field(None, alias="MacAddress")
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler):
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
+class EndpointSettingsOut(Response):
+    ipam_config: dict[str, str] | None = Field(None, alias="IPAMConfig")
+    links: list[str] | None = Field(None, alias="Links")
+    aliases: list[str] | None = Field(None, alias="Aliases")
+    network_id: str = Field(alias="NetworkID")
+    endpoint_id: str = Field(alias="EndpointID")
+    gateway: str = Field(alias="Gateway")
+    ip_address: str = Field(alias="IPAddress")
+    ip_prefix_len: int = Field(alias="IPPrefixLen")
+    ipv6_gateway: str = Field("", alias="IPv6Gateway")
+    global_ipv6_address: str = Field("", alias="GlobalIPv6Address")
+    global_ipv6_prefix_len: int = Field(0, alias="GlobalIPv6PrefixLen")
+    mac_address: str = Field(alias="MacAddress")
+    driver_opts: dict[str, str] | None = Field(None, alias="DriverOpts")
+
+    @classmethod
+    def from_endpoint(cls, endpoint: Endpoint) -> "EndpointSettingsOut":
+        return cls(
+            ipam_config={"IPv4Address": str(endpoint.address)}
+            if endpoint.static_address
+            else None,
+            aliases=list(endpoint.aliases) or None,
+            network_id=endpoint.network_id,
+            endpoint_id=endpoint.id,
+            gateway=str(endpoint.gateway) if endpoint.gateway else "",
+            ip_address=str(endpoint.address),
+            ip_prefix_len=endpoint.prefixlen,
+            mac_address=endpoint.mac_address,
+        )
+
+
+class NetworkSettingsOut(Response):
+    bridge: str = Field("", alias="Bridge")
+    sandbox_id: str = Field("", alias="SandboxID")
+    hairpin_mode: bool = Field(False, alias="HairpinMode")
+    link_local_ipv6_address: str = Field("", alias="LinkLocalIPv6Address")
+    link_local_ipv6_prefix_len: int = Field(0, alias="LinkLocalIPv6PrefixLen")
+    ports: dict[str, list[PortBindingOut] | None] = Field(alias="Ports")
+    sandbox_key: str = Field(alias="SandboxKey")
+    secondary_ip_addresses: list[str] | None = Field(None, alias="SecondaryIPAddresses")
+    secondary_ipv6_addresses: list[str] | None = Field(None, alias="SecondaryIPv6Addresses")
+    endpoint_id: str = Field("", alias="EndpointID")
+    gateway: str = Field("", alias="Gateway")
+    global_ipv6_address: str = Field("", alias="GlobalIPv6Address")
+    global_ipv6_prefix_len: int = Field(0, alias="GlobalIPv6PrefixLen")
+    ip_address: str = Field("", alias="IPAddress")
+    ip_prefix_len: int = Field(0, alias="IPPrefixLen")
+    ipv6_gateway: str = Field("", alias="IPv6Gateway")
+    mac_address: str = Field("", alias="MacAddress")
+    networks: dict[str, EndpointSettingsOut] = Field(alias="Networks")
+
+
+class ContainerInspectOut(Response):
+    id: str = Field(alias="Id")
+    created: str = Field(alias="Created")
+    path: str = Field(alias="Path")
+    args: list[str] = Field(alias="Args")
+    state: ContainerStateOut = Field(alias="State")
+    image: str = Field("", alias="Image")
+    name: str = Field(alias="Name")
+    restart_count: int = Field(0, alias="RestartCount")
+    driver: str = Field("", alias="Driver")
+    platform: str = Field("linux", alias="Platform")
+    host_config: HostConfigOut = Field(alias="HostConfig")
+    mounts: list[dict] = Field(default_factory=list, alias="Mounts")
+    config: ContainerConfigOut = Field(alias="Config")
+    network_settings: NetworkSettingsOut = Field(alias="NetworkSettings")
+
+    @classmethod
+    def from_container(
+        cls, container: Container, endpoints: list[tuple[Network, Endpoint]]
+    ) -> "ContainerInspectOut":
+        """Docker's container JSON, with the sandbox's namespace file as SandboxKey."""
+        networks = {
+            network.name: EndpointSettingsOut.from_endpoint(endpoint)
+            for network, endpoint in endpoints
+        }
+        # Docker repeats the default bridge's endpoint at the top of NetworkSettings.
+        default = networks.get("bridge")
+        ports = ports_map(container.ports)
+
+        return cls(
+            id=container.id,
+            created=container.created,
+            path=container.command[0] if container.command else "",
+            args=list(container.command[1:]),
+            state=ContainerStateOut(
+                status=container.state,
+                running=container.state == "running",
+                pid=container.pid if container.state == "running" else 0,
+                exit_code=container.exit_code,
+                started_at=container.started_at or ZERO_TIME,
+                finished_at=container.finished_at or ZERO_TIME,
+            ),
+            name="/" + container.name,
+            host_config=HostConfigOut(
+                network_mode=container.network_mode,
+                port_bindings=ports,
+                auto_remove=container.auto_remove,
+                sysctls=dict(container.sysctls) or None,
+            ),
+            config=ContainerConfigOut(
+                hostname=container.hostname,
+                exposed_ports={key: {} for key in ports} or None,
+                cmd=list(container.command),
+                labels=dict(container.labels),
+                mac_address=container.mac_address or None,
+            ),
+            network_settings=NetworkSettingsOut(
+                ports=ports,
+                sandbox_key=container.netns_path,
+                endpoint_id=default.endpoint_id if default else "",
+                gateway=default.gateway if default else "",
+                ip_address=default.ip_address if default else "",
+                ip_prefix_len=default.ip_prefix_len if default else 0,
+                mac_address=default.mac_address if default else "",
+                networks=networks,
+            ),
+        )
+
+
+class PortOut(Response):
+    ip: str = Field(alias="IP")
+    private_port: int = Field(alias="PrivatePort")
+    public_port: int = Field(alias="PublicPort")
+    type: str = Field(alias="Type")
+
+
+class ContainerSummaryOut(Response):
+    id: str = Field(alias="Id")
+    names: list[str] = Field(alias="Names")
+    image: str = Field("", alias="Image")
+    image_id: str = Field("", alias="ImageID")
+    command: str = Field(alias="Command")
+    created: int = Field(alias="Created")
+    ports: list[PortOut] = Field(alias="Ports")
+    labels: dict[str, str] = Field(alias="Labels")
+    state: str = Field(alias="State")
+    status: str = Field(alias="Status")
+    host_config: dict[str, str] = Field(alias="HostConfig")
+    network_settings: dict[str, dict[str, EndpointSettingsOut]] = Field(alias="NetworkSettings")
+    mounts: list[dict] = Field(default_factory=list, alias="Mounts")
+
+    @classmethod
+    def from_container(
+        cls, container: Container, endpoints: list[tuple[Network, Endpoint]]
+    ) -> "ContainerSummaryOut":
+        """One entry of ``GET /containers/json``."""
+        import shlex
+
+        return cls(
+            id=container.id,
+            names=["/" + container.name],
+            command=shlex.join(container.command),
+            created=unix_seconds(container.created),
+            ports=[
+                PortOut(
+                    ip=binding.host_ip,
+                    private_port=binding.container_port,
+                    public_port=binding.host_port,
+                    type=binding.protocol,
+                )
+                for binding in container.ports
+            ],
+            labels=dict(container.labels),
+            state=container.state,
+            status=container_status(
+                container.state,
+                container.exit_code,
+                container.started_at,
+                container.finished_at,
+            ),
+            host_config={"NetworkMode": container.network_mode},
+            network_settings={
+                "Networks": {
+                    network.name: EndpointSettingsOut.from_endpoint(endpoint)
+                    for network, endpoint in endpoints
+                }
+            },
+        )
+
+
+class EnterOut(Response):
+    argv: list[str] = Field(alias="Argv")
+
+
+# Conversions
+
+
+def parse_ipv4_network(text: str, field: str) -> IPv4Network:
+    """An IPv4 CIDR from a request field, or InvalidArgument naming the field."""
+    try:
+        network = ip_network(text, strict=True)
+    except ValueError as error:
+        raise InvalidArgument(f"invalid {field} '{text}': {error}") from error
+    if not isinstance(network, IPv4Network):
+        raise InvalidArgument(f"invalid {field} '{text}': IPv6 is not supported yet")
+    return network
+
+
+def parse_ipv4_address(text: str, field: str) -> IPv4Address:
+    """An IPv4 address from a request field, or InvalidArgument naming the field."""
+    try:
+        address = ip_address(text)
+    except ValueError as error:
+        raise InvalidArgument(f"invalid {field} '{text}': {error}") from error
+    if not isinstance(address, IPv4Address):
+        raise InvalidArgument(f"invalid {field} '{text}': IPv6 is not supported yet")
+    return address
+
+
+def as_list(value: list[str] | str | None) -> list[str]:
+    """Docker's StrSlice: a JSON string counts as a list of one."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
+def parse_port_key(key: str) -> tuple[int, str]:
+    """``80/tcp`` (protocol tcp when absent) as (port, protocol)."""
+    port_text, _, protocol = key.partition("/")
+    protocol = (protocol or "tcp").lower()
+    if protocol not in PROTOCOLS:
+        raise InvalidArgument(f"invalid port '{key}': unknown protocol '{protocol}'")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise InvalidArgument(f"invalid port '{key}': not a port number between 1 and 65535")
+    return int(port_text), protocol
+
+
+def parse_host_port(text: str | None, key: str) -> int:
+    """A binding's HostPort: "" means any free port (0)."""
+    if not text:
+        return 0
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        # TODO: host port ranges ("8000-8010") are not supported yet; Docker picks one of them.
+        raise InvalidArgument(
+            f"invalid HostConfig.PortBindings[{key}]: host port '{text}' is not a port number"
+            " between 1 and 65535"
+        )
+    return int(text)
+
+
+def port_bindings(
+    exposed_ports: dict[str, dict],
+    bindings: dict[str, list[PortBindingBody] | None],
+    publish_all: bool,
+) -> list[PortBinding]:
+    """The engine's port bindings from Docker's ExposedPorts, PortBindings and PublishAllPorts."""
+    result = []
+    for key, entries in bindings.items():
+        container_port, protocol = parse_port_key(key)
+        for entry in entries or [PortBindingBody()]:
+            host_ip = entry.host_ip or "0.0.0.0"
+            parse_ipv4_address(host_ip, f"HostConfig.PortBindings[{key}].HostIp")
+            result.append(
+                PortBinding(
+                    container_port=container_port,
+                    protocol=protocol,
+                    host_ip=host_ip,
+                    host_port=parse_host_port(entry.host_port, key),
+                )
+            )
+
+    # -P publishes every exposed port that has no binding of its own on a free host port.
+    bound = {(binding.container_port, binding.protocol) for binding in result}
+    for key in exposed_ports:
+        container_port, protocol = parse_port_key(key)
+        if publish_all and (container_port, protocol) not in bound:
+            result.append(PortBinding(container_port=container_port, protocol=protocol))
+    return result
+
+
+def ports_map(bindings: list[PortBinding]) -> dict[str, list[PortBindingOut]]:
+    """Docker's ``{"80/tcp": [{"HostIp", "HostPort"}]}`` from the engine's port bindings."""
+    result: dict[str, list[PortBindingOut]] = {}
+    for binding in bindings:
+        result.setdefault(f"{binding.container_port}/{binding.protocol}", []).append(
+            PortBindingOut(
+                host_ip=binding.host_ip,
+                host_port=str(binding.host_port) if binding.host_port else "",
+            )
+        )
+    return result

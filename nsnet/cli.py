@@ -1,0 +1,1013 @@
+"""nsnet: Docker's network and container commands, as a client of nsnetd's API.
+
+    nsnet [-H unix://PATH] network create|ls|inspect|rm|connect|disconnect|prune ...
+    nsnet [-H unix://PATH] create|run|start|stop|rm|exec|ps|inspect|logs|port|info|version ...
+
+Flags, tables and JSON follow the docker CLI's. When the daemon's socket is absent, the CLI
+starts ``nsnetd`` in the background (its own session, output to the daemon log) and says so on
+stderr. An error is one line on stderr ("Error response from daemon: ...") and exit status 1,
+or 125 for ``run`` and ``create`` as with docker; ``run`` and ``exec`` otherwise exit with the
+command's own status.
+
+Start-up time counts (it is compared with docker's): only click, json and the standard
+library's HTTP client are imported up front.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
+from typing import Any
+
+import click
+
+from nsnet import __version__
+from nsnet.client import Client, ConnectionFailed, quote_ref
+from nsnet.errors import NotFound, NsnetError
+from nsnet.paths import Paths
+
+# Docker's tabwriter: cells at least 10 wide, 3 spaces of padding.
+TABLE_MIN_WIDTH = 10
+TABLE_PADDING = 3
+SHORT_ID = 12
+COMMAND_WIDTH = 20
+START_TIMEOUT = 10
+EXIT_FAILED_TO_RUN = 125
+PROTOCOLS = ("tcp", "udp", "sctp")
+
+CONTEXT = {"help_option_names": ["--help"], "max_content_width": 99}
+# create/run/exec stop parsing options at the command, as docker does: `run sh -c 'x'`.
+COMMAND_CONTEXT = {**CONTEXT, "allow_interspersed_args": False}
+
+
+class Failed(Exception):
+    """Leave with ``code``; whatever had to be said has been said."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+# Talking to the daemon
+
+
+def socket_from_host(host: str) -> str:
+    """``unix:///path`` (or a plain path) as a socket path; other transports are refused."""
+    if host.startswith("unix://"):
+        return host[len("unix://") :]
+    if "://" in host:
+        raise click.BadParameter(f"'{host}': only unix:// sockets are supported", param_hint="-H")
+    return host
+
+
+class Daemon:
+    """The API at one socket; starts nsnetd there once when nothing listens."""
+
+    def __init__(self, socket_path: str, autostart: bool) -> None:
+        self.socket_path = socket_path
+        self.client = Client(socket_path)
+        self.autostart = autostart
+        self.started = False
+
+    def call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except ConnectionFailed:
+            # The request never reached a daemon, so sending it again is safe.
+            if not self.autostart or self.started or os.path.exists(self.socket_path):
+                raise
+            self.start()
+            return method(*args, **kwargs)
+
+    def get(self, path: str, query: dict | None = None) -> Any:
+        return self.call(self.client.get, path, query=query)
+
+    def post(self, path: str, body: Any = None, query: dict | None = None) -> Any:
+        return self.call(self.client.post, path, body=body, query=query)
+
+    def delete(self, path: str, query: dict | None = None) -> None:
+        self.call(self.client.delete, path, query=query)
+
+    def raw(self, method: str, path: str) -> bytes:
+        return self.call(self.client.request, method, path)[1]
+
+    def start(self) -> None:
+        """Start nsnetd in the background and wait until it answers ``_ping``."""
+        paths = Paths.from_env()
+        argv = [sys.executable, "-m", "nsnet.daemon"]
+        if os.path.abspath(self.socket_path) != str(paths.socket):
+            argv += ["--host", f"unix://{self.socket_path}"]
+        log_path = paths.daemon_log
+        log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        click.echo(f"nsnetd is not running: starting it (log: {log_path})", err=True)
+
+        with open(log_path, "ab") as log_file:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.started = True
+
+        # Another CLI may be starting a daemon at the same moment: ours then exits (one daemon
+        # per state directory) and the other's answers, so keep asking for a while after.
+        deadline = time.monotonic() + START_TIMEOUT
+        exited_at = None
+        while time.monotonic() < deadline:
+            if self.client.ping(timeout=1):
+                return
+            if exited_at is None and process.poll() is not None:
+                exited_at = time.monotonic()
+            if exited_at is not None and time.monotonic() - exited_at > 2:
+                break
+            time.sleep(0.05)
+        raise ConnectionFailed(
+            f"nsnetd did not start on unix://{self.socket_path} within {START_TIMEOUT} s"
+            f" (exit status {process.poll()}); see {log_path}"
+        )
+
+
+def daemon_of(context: click.Context) -> Daemon:
+    return context.find_root().obj
+
+
+def report(error: NsnetError) -> None:
+    """One line on stderr, as the docker CLI words it."""
+    if isinstance(error, ConnectionFailed):
+        click.echo(f"Error: {error}", err=True)
+    else:
+        click.echo(f"Error response from daemon: {error}", err=True)
+
+
+# Output
+
+
+def format_table(header: list[str], rows: Iterable[list[str]]) -> str:
+    """Rows aligned like docker's tabwriter (min width 10, padding 3, last column ragged)."""
+    lines = [header, *rows]
+    widths = [
+        max(TABLE_MIN_WIDTH, max(len(line[column]) for line in lines) + TABLE_PADDING)
+        for column in range(len(header) - 1)
+    ]
+    text = []
+    for line in lines:
+        cells = [cell.ljust(width) for cell, width in zip(line[:-1], widths, strict=True)]
+        text.append("".join(cells) + line[-1])
+    return "\n".join(text) + "\n"
+
+
+def format_json(value: Any) -> str:
+    """JSON as the docker CLI prints inspect results: 4-space indent, HTML characters escaped."""
+    text = json.dumps(value, indent=4, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") + "\n"
+
+
+def ellipsis(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, the last being "…" when cut."""
+    if len(text) <= width:
+        return text
+    return text[: width - 1] + "…"
+
+
+def short_id(identifier: str, no_trunc: bool = False) -> str:
+    return identifier if no_trunc else identifier[:SHORT_ID]
+
+
+def parse_key_values(values: Iterable[str], flag: str, need_value: bool = False) -> dict[str, str]:
+    """``k=v`` flag values as a dict; a bare ``k`` is ``k=""`` unless ``need_value``."""
+    result = {}
+    for value in values:
+        key, has_value, item = value.partition("=")
+        if not key or (need_value and not has_value):
+            raise click.BadParameter(f"'{value}' is not of the form key=value", param_hint=flag)
+        result[key] = item
+    return result
+
+
+def parse_filter_flags(values: Iterable[str]) -> str | None:
+    """``-f key=value`` flags as Docker's filters JSON ({"key": {"value": true}})."""
+    filters: dict[str, dict[str, bool]] = {}
+    for value in values:
+        key, has_value, item = value.partition("=")
+        if not has_value:
+            raise click.BadParameter(f"'{value}' is not of the form key=value", param_hint="-f")
+        filters.setdefault(key.strip().lower(), {})[item] = True
+    return json.dumps(filters) if filters else None
+
+
+# Network creation: Docker's grouping of --subnet, --ip-range, --gateway and --aux-address
+
+
+def parse_network(text: str, flag: str) -> IPv4Network:
+    try:
+        network = ip_network(text, strict=False)
+    except ValueError as error:
+        raise click.BadParameter(f"'{text}': {error}", param_hint=flag) from error
+    if not isinstance(network, IPv4Network):
+        raise click.BadParameter(f"'{text}': IPv6 is not supported yet", param_hint=flag)
+    return network
+
+
+def parse_address(text: str, flag: str) -> IPv4Address:
+    try:
+        address = ip_address(text)
+    except ValueError as error:
+        raise click.BadParameter(f"'{text}': {error}", param_hint=flag) from error
+    if not isinstance(address, IPv4Address):
+        raise click.BadParameter(f"'{text}': IPv6 is not supported yet", param_hint=flag)
+    return address
+
+
+def ipam_configs(
+    subnets: list[str], ip_ranges: list[str], gateways: list[str], aux_addresses: list[str]
+) -> list[dict]:
+    """IPAM.Config entries: each range, gateway and aux address goes to the subnet holding it."""
+    if not subnets:
+        if ip_ranges or gateways:
+            raise click.UsageError("every ip-range or gateway must have a corresponding subnet")
+        if aux_addresses:
+            raise click.UsageError("every aux-address must have a corresponding subnet")
+        return []
+
+    parsed = [parse_network(subnet, "--subnet") for subnet in subnets]
+    for position, subnet in enumerate(parsed):
+        for other in parsed[position + 1 :]:
+            if subnet.overlaps(other):
+                raise click.UsageError(
+                    "multiple overlapping subnet configuration is not supported"
+                )
+    configs = [{"Subnet": text} for text in subnets]
+
+    def holder(address: IPv4Address | IPv4Network, what: str, text: str) -> dict:
+        for subnet, config in zip(parsed, configs, strict=True):
+            inside = (
+                address.subnet_of(subnet)
+                if isinstance(address, IPv4Network)
+                else address in subnet
+            )
+            if inside:
+                return config
+        raise click.UsageError(f"no matching subnet for {what} {text}")
+
+    for text in ip_ranges:
+        config = holder(parse_network(text, "--ip-range"), "range", text)
+        if "IPRange" in config:
+            raise click.UsageError(
+                f"cannot configure multiple ranges ({config['IPRange']}, {text}) on the same"
+                f" subnet ({config['Subnet']})"
+            )
+        config["IPRange"] = text
+    for text in gateways:
+        config = holder(parse_address(text, "--gateway"), "gateway", text)
+        if "Gateway" in config:
+            raise click.UsageError(
+                f"cannot configure multiple gateways ({config['Gateway']}, {text}) for the"
+                f" same subnet ({config['Subnet']})"
+            )
+        config["Gateway"] = text
+    for name, text in parse_key_values(aux_addresses, "--aux-address", need_value=True).items():
+        config = holder(parse_address(text, "--aux-address"), "aux-address", text)
+        config.setdefault("AuxiliaryAddresses", {})[name] = text
+    return configs
+
+
+# Containers: -p/--publish and --expose as Docker's ExposedPorts and PortBindings
+
+
+def split_protocol(text: str, flag: str) -> tuple[str, str]:
+    spec, _, protocol = text.partition("/")
+    protocol = protocol.lower() or "tcp"
+    if protocol not in PROTOCOLS:
+        raise click.BadParameter(f"'{text}': unknown protocol '{protocol}'", param_hint=flag)
+    return spec, protocol
+
+
+def port_range(text: str, flag: str, whole: str) -> list[int]:
+    """``80`` or ``8000-8010`` as the list of ports."""
+    first, dash, last = text.partition("-")
+    try:
+        start = int(first)
+        end = int(last) if dash else start
+    except ValueError as error:
+        raise click.BadParameter(f"'{whole}': invalid port '{text}'", param_hint=flag) from error
+    if not 0 < start <= end < 65536:
+        raise click.BadParameter(f"'{whole}': invalid port range '{text}'", param_hint=flag)
+    return list(range(start, end + 1))
+
+
+def parse_publish(text: str) -> list[tuple[str, str, str]]:
+    """``[hostIP:][hostPort:]containerPort[/proto]`` as (port key, host IP, host port) triples."""
+    spec, protocol = split_protocol(text, "--publish")
+    parts = spec.rsplit(":", 2)
+    if len(parts) == 3:
+        host_ip, host_text, container_text = parts
+        if host_ip:
+            parse_address(host_ip.strip("[]"), "--publish")
+    elif len(parts) == 2:
+        host_ip, (host_text, container_text) = "", parts
+    else:
+        host_ip, host_text, container_text = "", "", parts[0]
+
+    container_ports = port_range(container_text, "--publish", text)
+    if host_text:
+        host_ports = port_range(host_text, "--publish", text)
+        if len(container_ports) == 1 and len(host_ports) > 1:
+            # One container port on a host range: any free port of it (the daemon's choice).
+            return [(f"{container_ports[0]}/{protocol}", host_ip, host_text)]
+        if len(host_ports) != len(container_ports):
+            raise click.BadParameter(
+                f"'{text}': the host and container port ranges differ in size",
+                param_hint="--publish",
+            )
+    else:
+        host_ports = []
+
+    return [
+        (f"{port}/{protocol}", host_ip, str(host_ports[position]) if host_ports else "")
+        for position, port in enumerate(container_ports)
+    ]
+
+
+def container_body(options: dict, command: tuple[str, ...]) -> dict:
+    """The ``POST /containers/create`` body for create/run flags."""
+    exposed: dict[str, dict] = {}
+    for text in options["expose"]:
+        spec, protocol = split_protocol(text, "--expose")
+        for port in port_range(spec, "--expose", text):
+            exposed[f"{port}/{protocol}"] = {}
+
+    bindings: dict[str, list[dict]] = {}
+    for text in options["publish"]:
+        for key, host_ip, host_port in parse_publish(text):
+            exposed[key] = {}
+            bindings.setdefault(key, []).append({"HostIp": host_ip, "HostPort": host_port})
+
+    network = options["network"] or "default"
+    endpoint: dict[str, Any] = {}
+    if options["ip"]:
+        endpoint["IPAMConfig"] = {"IPv4Address": options["ip"]}
+    if options["network_alias"]:
+        endpoint["Aliases"] = list(options["network_alias"])
+    endpoints = {("bridge" if network == "default" else network): endpoint} if endpoint else {}
+
+    return {
+        "Hostname": options["hostname"] or "",
+        "Cmd": list(command),
+        "Image": "",
+        "MacAddress": options["mac_address"] or "",
+        "Labels": parse_key_values(options["label"], "--label"),
+        "ExposedPorts": exposed,
+        "OpenStdin": bool(options.get("interactive")),
+        "Tty": bool(options.get("tty")),
+        "HostConfig": {
+            "NetworkMode": network,
+            "PortBindings": bindings,
+            "PublishAllPorts": bool(options["publish_all"]),
+            "AutoRemove": bool(options.get("rm")),
+            "Sysctls": parse_key_values(options["sysctl"], "--sysctl", need_value=True),
+        },
+        "NetworkingConfig": {"EndpointsConfig": endpoints},
+    }
+
+
+def container_options(function: Callable) -> Callable:
+    """The flags ``create`` and ``run`` share."""
+    decorators = [
+        click.option("--name", help="Assign a name to the container"),
+        click.option("--network", "--net", "network", help="Connect a container to a network"),
+        click.option("--ip", help="IPv4 address (e.g., 172.30.100.104)"),
+        click.option("--mac-address", help="Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
+        click.option("-h", "--hostname", help="Container host name"),
+        click.option("--sysctl", multiple=True, help="Sysctl options (key=value)"),
+        click.option("--network-alias", multiple=True, help="Add network-scoped alias"),
+        click.option("-p", "--publish", multiple=True, help="Publish a container's port(s)"),
+        click.option(
+            "-P", "--publish-all", is_flag=True, help="Publish all exposed ports to random ports"
+        ),
+        click.option("--expose", multiple=True, help="Expose a port or a range of ports"),
+        click.option("-l", "--label", multiple=True, help="Set meta data on a container"),
+        click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open"),
+        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY"),
+        click.option(
+            "--rm", is_flag=True, help="Automatically remove the container when it exits"
+        ),
+        click.argument("command", nargs=-1, type=click.UNPROCESSED),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+def create_container(daemon: Daemon, options: dict, command: tuple[str, ...]) -> str:
+    """Create the container; its id."""
+    if not command:
+        raise click.UsageError("a command is needed: nsnet run [OPTIONS] [--] COMMAND [ARG...]")
+    body = container_body(options, command)
+    query = {"name": options["name"]} if options["name"] else None
+    return daemon.post("/containers/create", body=body, query=query)["Id"]
+
+
+# Running a process in a container with the terminal attached
+
+
+def check_terminal(interactive: bool, tty: bool) -> None:
+    if interactive and tty and not sys.stdin.isatty():
+        click.echo("the input device is not a TTY", err=True)
+        raise Failed(1)
+
+
+def exit_status(returncode: int) -> int:
+    """A shell's view of a process's end: 128+N for a death by signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def run_attached(argv: list[str], interactive: bool, started: Callable[[int], None]) -> int:
+    """Run ``argv`` with our stdout/stderr (and stdin when ``interactive``); its exit status.
+
+    Ctrl-C reaches the process through the terminal; we only wait. Termination signals sent to
+    us are passed on to it.
+    """
+    forwarded = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+    process = None
+
+    def forward(number: int, frame: Any) -> None:
+        if process is not None and process.poll() is None:
+            process.send_signal(number)
+
+    # A handler (not SIG_IGN) so that the child, whose handlers exec resets, keeps the default.
+    previous = {number: signal.signal(number, forward) for number in forwarded}
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, lambda number, frame: None)
+    try:
+        try:
+            process = subprocess.Popen(argv, stdin=None if interactive else subprocess.DEVNULL)
+        except OSError as error:
+            click.echo(f"Error: cannot run {argv[0]}: {error.strerror}", err=True)
+            raise Failed(EXIT_FAILED_TO_RUN) from error
+        try:
+            started(process.pid)
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        while True:
+            try:
+                return exit_status(process.wait())
+            except InterruptedError:
+                continue
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+# The command line
+
+
+@click.group(context_settings=CONTEXT)
+@click.option(
+    "-H",
+    "--host",
+    metavar="unix://PATH",
+    help="Daemon socket to connect to (default: $NSNET_HOST, else nsnetd.sock under NSNET_ROOT"
+    " or /run/nsnet)",
+)
+@click.version_option(
+    __version__, "-v", "--version", prog_name="nsnet", message="%(prog)s %(version)s"
+)
+@click.pass_context
+def cli(context: click.Context, host: str | None) -> None:
+    """Docker's container networking on the Linux kernel's own primitives."""
+    host = host or os.environ.get("NSNET_HOST")
+    socket_path = socket_from_host(host) if host else str(Paths.from_env().socket)
+    autostart = os.environ.get("NSNET_AUTOSTART", "1") not in ("0", "false", "no")
+    context.obj = Daemon(socket_path, autostart=autostart)
+
+
+@cli.group(context_settings=CONTEXT)
+def network() -> None:
+    """Manage networks."""
+
+
+@network.command("create", context_settings=CONTEXT)
+@click.option(
+    "-d", "--driver", default="bridge", show_default=True, help="Driver to manage the Network"
+)
+@click.option(
+    "--subnet", multiple=True, help="Subnet in CIDR format that represents a network segment"
+)
+@click.option("--gateway", multiple=True, help="IPv4 Gateway for the master subnet")
+@click.option("--ip-range", multiple=True, help="Allocate container ip from a sub-range")
+@click.option(
+    "--aux-address",
+    multiple=True,
+    help="Auxiliary IPv4 addresses used by Network driver (name=ip)",
+)
+@click.option("--internal", is_flag=True, help="Restrict external access to the network")
+@click.option("--attachable", is_flag=True, help="Enable manual container attachment")
+@click.option("--label", multiple=True, help="Set metadata on a network")
+@click.option("-o", "--opt", multiple=True, help="Set driver specific options")
+@click.option("--ipam-driver", default="default", help="IP Address Management Driver")
+@click.option("--ipam-opt", multiple=True, help="Set IPAM driver specific options")
+@click.option("--ipv6", is_flag=True, help="Enable IPv6 networking")
+@click.argument("name")
+@click.pass_context
+def network_create(context: click.Context, name: str, **options: Any) -> None:
+    """Create a network."""
+    body = {
+        "Name": name,
+        "CheckDuplicate": True,
+        "Driver": options["driver"],
+        "Scope": "",
+        "EnableIPv6": options["ipv6"],
+        "IPAM": {
+            "Driver": options["ipam_driver"],
+            "Config": ipam_configs(
+                list(options["subnet"]),
+                list(options["ip_range"]),
+                list(options["gateway"]),
+                list(options["aux_address"]),
+            ),
+            "Options": parse_key_values(options["ipam_opt"], "--ipam-opt"),
+        },
+        "Internal": options["internal"],
+        "Attachable": options["attachable"],
+        "Ingress": False,
+        "ConfigOnly": False,
+        "ConfigFrom": None,
+        "Options": parse_key_values(options["opt"], "--opt"),
+        "Labels": parse_key_values(options["label"], "--label"),
+    }
+    answer = daemon_of(context).post("/networks/create", body=body)
+    click.echo(answer["Id"])
+
+
+@network.command("ls", context_settings=CONTEXT)
+@click.option("-q", "--quiet", is_flag=True, help="Only display network IDs")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate the output")
+@click.option(
+    "-f", "--filter", "filters", multiple=True, help="Provide filter values (e.g. 'driver=bridge')"
+)
+@click.pass_context
+def network_ls(
+    context: click.Context, quiet: bool, no_trunc: bool, filters: tuple[str, ...]
+) -> None:
+    """List networks."""
+    query = {"filters": parse_filter_flags(filters)}
+    networks = sorted(daemon_of(context).get("/networks", query=query), key=lambda n: n["Name"])
+    if quiet:
+        for entry in networks:
+            click.echo(short_id(entry["Id"], no_trunc))
+        return
+    rows = [
+        [short_id(entry["Id"], no_trunc), entry["Name"], entry["Driver"], entry["Scope"]]
+        for entry in networks
+    ]
+    click.echo(format_table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows), nl=False)
+
+
+@network.command("inspect", context_settings=CONTEXT)
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def network_inspect(context: click.Context, names: tuple[str, ...]) -> None:
+    """Display detailed information on one or more networks."""
+    daemon = daemon_of(context)
+    found, errors = [], []
+    for name in names:
+        try:
+            found.append(daemon.get(f"/networks/{quote_ref(name)}"))
+        except NotFound as error:
+            errors.append(error)
+    click.echo(format_json(found), nl=False)
+    for error in errors:
+        report(error)
+    if errors:
+        raise Failed(1)
+
+
+@network.command("rm", context_settings=CONTEXT)
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def network_rm(context: click.Context, names: tuple[str, ...]) -> None:
+    """Remove one or more networks."""
+    each(names, lambda name: daemon_of(context).delete(f"/networks/{quote_ref(name)}"))
+
+
+@network.command("connect", context_settings=CONTEXT)
+@click.option("--ip", help="IPv4 address (e.g., 172.30.100.104)")
+@click.option("--alias", multiple=True, help="Add network-scoped alias for the container")
+@click.argument("network_name", metavar="NETWORK")
+@click.argument("container")
+@click.pass_context
+def network_connect(
+    context: click.Context,
+    ip: str | None,
+    alias: tuple[str, ...],
+    network_name: str,
+    container: str,
+) -> None:
+    """Connect a container to a network."""
+    endpoint: dict[str, Any] = {"Aliases": list(alias) or None}
+    if ip:
+        endpoint["IPAMConfig"] = {"IPv4Address": ip}
+    body = {"Container": container, "EndpointConfig": endpoint}
+    daemon_of(context).post(f"/networks/{quote_ref(network_name)}/connect", body=body)
+
+
+@network.command("disconnect", context_settings=CONTEXT)
+@click.option(
+    "-f", "--force", is_flag=True, help="Force the container to disconnect from a network"
+)
+@click.argument("network_name", metavar="NETWORK")
+@click.argument("container")
+@click.pass_context
+def network_disconnect(
+    context: click.Context, force: bool, network_name: str, container: str
+) -> None:
+    """Disconnect a container from a network."""
+    body = {"Container": container, "Force": force}
+    daemon_of(context).post(f"/networks/{quote_ref(network_name)}/disconnect", body=body)
+
+
+@network.command("prune", context_settings=CONTEXT)
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@click.pass_context
+def network_prune(context: click.Context, force: bool) -> None:
+    """Remove all unused networks."""
+    if not force and not confirm(
+        "WARNING! This will remove all custom networks not used by at least one container."
+    ):
+        return
+    answer = daemon_of(context).post("/networks/prune")
+    names = answer.get("NetworksDeleted") or []
+    if names:
+        click.echo("Deleted Networks:\n" + "".join(f"{name}\n" for name in names))
+
+
+def confirm(warning: str) -> bool:
+    """Ask as docker does; no answer (no terminal) means no."""
+    click.echo(f"{warning}\nAre you sure you want to continue? [y/N] ", nl=False)
+    line = sys.stdin.readline() if sys.stdin else ""
+    return line.strip().lower() in ("y", "yes")
+
+
+def each(names: Iterable[str], action: Callable[[str], None]) -> None:
+    """Apply ``action`` to every name, echoing those it worked for and reporting the others."""
+    failed = False
+    for name in names:
+        try:
+            action(name)
+        except ConnectionFailed:
+            raise
+        except NsnetError as error:
+            report(error)
+            failed = True
+            continue
+        click.echo(name)
+    if failed:
+        raise Failed(1)
+
+
+@cli.command("create", context_settings=COMMAND_CONTEXT)
+@container_options
+@click.pass_context
+def create(context: click.Context, command: tuple[str, ...], **options: Any) -> None:
+    """Create a container (a sandbox, and the command it will run)."""
+    with failing_with(EXIT_FAILED_TO_RUN):
+        click.echo(create_container(daemon_of(context), options, command))
+
+
+@cli.command("run", context_settings=COMMAND_CONTEXT)
+@click.option(
+    "-d", "--detach", is_flag=True, help="Run container in background and print container ID"
+)
+@container_options
+@click.pass_context
+def run(context: click.Context, detach: bool, command: tuple[str, ...], **options: Any) -> int:
+    """Run a command in a new container."""
+    daemon = daemon_of(context)
+    if not detach:
+        check_terminal(options["interactive"], options["tty"])
+
+    with failing_with(EXIT_FAILED_TO_RUN):
+        container_id = create_container(daemon, options, command)
+        path = f"/nsnet/containers/{container_id}"
+        if detach:
+            daemon.post(f"/containers/{container_id}/start")
+            click.echo(container_id)
+            return 0
+        argv = daemon.post(f"{path}/enter", body={"Cmd": list(command)})["Argv"]
+
+    def started(pid: int) -> None:
+        with failing_with(EXIT_FAILED_TO_RUN):
+            daemon.post(f"{path}/attach", body={"Pid": pid})
+
+    status = run_attached(argv, options["interactive"], started)
+    try:
+        daemon.post(f"{path}/exited", body={"ExitCode": status})
+        if options["rm"]:
+            try:
+                daemon.delete(f"/containers/{container_id}", query={"force": "1"})
+            except NotFound:
+                pass  # the daemon removed it already (AutoRemove)
+    except NsnetError as error:
+        report(error)
+    return status
+
+
+@cli.command("exec", context_settings=COMMAND_CONTEXT)
+@click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open")
+@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY")
+@click.argument("container")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def exec_command(
+    context: click.Context, interactive: bool, tty: bool, container: str, command: tuple[str, ...]
+) -> int:
+    """Run a command in a running container."""
+    if command[:1] == ("--",):
+        command = command[1:]
+    if not command:
+        raise click.UsageError(
+            "a command is needed: nsnet exec [OPTIONS] CONTAINER [--] COMMAND [ARG...]"
+        )
+    check_terminal(interactive, tty)
+    path = f"/nsnet/containers/{quote_ref(container)}/enter"
+    argv = daemon_of(context).post(path, body={"Cmd": list(command)})["Argv"]
+    return run_attached(argv, interactive, lambda pid: None)
+
+
+@cli.command("start", context_settings=CONTEXT)
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def start(context: click.Context, containers: tuple[str, ...]) -> None:
+    """Start one or more created or stopped containers (their command runs detached)."""
+    each(containers, lambda name: daemon_of(context).post(f"/containers/{quote_ref(name)}/start"))
+
+
+@cli.command("stop", context_settings=CONTEXT)
+@click.option(
+    "-t",
+    "--time",
+    "timeout",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Seconds to wait for stop before killing it",
+)
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def stop(context: click.Context, timeout: int, containers: tuple[str, ...]) -> None:
+    """Stop one or more running containers."""
+    each(
+        containers,
+        lambda name: daemon_of(context).post(
+            f"/containers/{quote_ref(name)}/stop", query={"t": str(timeout)}
+        ),
+    )
+
+
+@cli.command("rm", context_settings=CONTEXT)
+@click.option("-f", "--force", is_flag=True, help="Force the removal of a running container")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def rm(context: click.Context, force: bool, containers: tuple[str, ...]) -> None:
+    """Remove one or more containers."""
+    query = {"force": "1"} if force else None
+    each(
+        containers,
+        lambda name: daemon_of(context).delete(f"/containers/{quote_ref(name)}", query=query),
+    )
+
+
+@cli.command("ps", context_settings=CONTEXT)
+@click.option(
+    "-a",
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Show all containers (default shows just running)",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Only display container IDs")
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output")
+@click.pass_context
+def ps(context: click.Context, everything: bool, quiet: bool, no_trunc: bool) -> None:
+    """List containers."""
+    query = {"all": "1"} if everything else None
+    containers = daemon_of(context).get("/containers/json", query=query)
+    if quiet:
+        for entry in containers:
+            click.echo(short_id(entry["Id"], no_trunc))
+        return
+    click.echo(format_ps(containers, no_trunc, time.time()), nl=False)
+
+
+def format_ps(containers: list[dict], no_trunc: bool, now: float) -> str:
+    """``ps``'s table from ``GET /containers/json`` entries."""
+    from nsnet.api.timefmt import human_duration
+
+    header = ["CONTAINER ID", "NAMES", "COMMAND", "CREATED", "STATUS", "PORTS", "NETWORKS"]
+    rows = []
+    for entry in containers:
+        command = entry.get("Command", "")
+        if not no_trunc:
+            command = ellipsis(command, COMMAND_WIDTH)
+        created = entry.get("Created") or 0
+        networks = sorted((entry.get("NetworkSettings") or {}).get("Networks") or {})
+        rows.append(
+            [
+                short_id(entry["Id"], no_trunc),
+                ",".join(name.lstrip("/") for name in entry.get("Names") or []),
+                json.dumps(command, ensure_ascii=False),
+                human_duration(max(0.0, now - created)) + " ago" if created else "",
+                entry.get("Status", ""),
+                format_ports(entry.get("Ports") or []),
+                ",".join(networks),
+            ]
+        )
+    return format_table(header, rows)
+
+
+def format_ports(ports: list[dict]) -> str:
+    """``0.0.0.0:8080->80/tcp, ...`` as docker's PORTS column shows published ports."""
+    shown = []
+    for port in sorted(ports, key=lambda p: (p.get("PrivatePort", 0), p.get("Type", ""))):
+        if port.get("PublicPort"):
+            shown.append(
+                f"{port.get('IP', '')}:{port['PublicPort']}->{port['PrivatePort']}/{port['Type']}"
+            )
+        else:
+            shown.append(f"{port['PrivatePort']}/{port['Type']}")
+    return ", ".join(shown)
+
+
+@cli.command("inspect", context_settings=CONTEXT)
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def inspect(context: click.Context, names: tuple[str, ...]) -> None:
+    """Display detailed information on containers (or networks)."""
+    daemon = daemon_of(context)
+    found, missing = [], []
+    for name in names:
+        for kind in ("containers", "networks"):
+            try:
+                path = f"/{kind}/{quote_ref(name)}" + ("/json" if kind == "containers" else "")
+                found.append(daemon.get(path))
+                break
+            except NotFound:
+                continue
+        else:
+            missing.append(name)
+    click.echo(format_json(found), nl=False)
+    for name in missing:
+        click.echo(f"Error: No such object: {name}", err=True)
+    if missing:
+        raise Failed(1)
+
+
+@cli.command("logs", context_settings=CONTEXT)
+@click.argument("container")
+@click.pass_context
+def logs(context: click.Context, container: str) -> None:
+    """Fetch the output of a container's detached command."""
+    output = daemon_of(context).raw("GET", f"/containers/{quote_ref(container)}/logs")
+    sys.stdout.flush()
+    sys.stdout.buffer.write(output)
+    sys.stdout.buffer.flush()
+
+
+@cli.command("port", context_settings=CONTEXT)
+@click.argument("container")
+@click.argument("private_port", required=False, metavar="[PRIVATE_PORT[/PROTO]]")
+@click.pass_context
+def port(context: click.Context, container: str, private_port: str | None) -> None:
+    """List port mappings of a container."""
+    details = daemon_of(context).get(f"/containers/{quote_ref(container)}/json")
+    ports = (details.get("NetworkSettings") or {}).get("Ports") or {}
+    lines = format_port_lines(ports, private_port)
+    if private_port and not lines:
+        click.echo(f"Error: No public port '{private_port}' published for {container}", err=True)
+        raise Failed(1)
+    for line in lines:
+        click.echo(line)
+
+
+def format_port_lines(ports: dict[str, list[dict] | None], private_port: str | None) -> list[str]:
+    """``80/tcp -> 0.0.0.0:8080`` lines, by port number, or the host side only for one port."""
+    if private_port and "/" not in private_port:
+        private_port += "/tcp"
+
+    def order(key: str) -> tuple[int, str]:
+        number, _, protocol = key.partition("/")
+        return (int(number) if number.isdigit() else 0, protocol)
+
+    lines = []
+    for key in sorted(ports, key=order):
+        if private_port and key != private_port:
+            continue
+        for binding in ports[key] or []:
+            host = f"{binding.get('HostIp') or '0.0.0.0'}:{binding.get('HostPort', '')}"
+            lines.append(host if private_port else f"{key} -> {host}")
+    return lines
+
+
+@cli.command("info", context_settings=CONTEXT)
+@click.pass_context
+def info(context: click.Context) -> None:
+    """Display the daemon's version, paths and counts."""
+    daemon = daemon_of(context)
+    version = daemon.get("/version")
+    details = daemon.get("/info")
+    api_version = version.get("ApiVersion", "")
+    minimum = version.get("MinAPIVersion", "")
+    rows = [
+        ("Client", ""),
+        (" Version", __version__),
+        (" Host", f"unix://{daemon.socket_path}"),
+        ("Server", ""),
+        (" Version", version.get("Version", "")),
+        (
+            " API version",
+            f"{api_version} (minimum version {minimum})",
+        ),
+        (" Kernel version", details.get("KernelVersion", "")),
+        (" State directory", details.get("StateDir", "")),
+        (" Runtime directory", details.get("RunDir", "")),
+        (" Socket", details.get("Socket", "")),
+        (" Daemon log", details.get("DaemonLog", "")),
+        (" Networks", str(details.get("Networks", ""))),
+        (" Containers", str(details.get("Containers", ""))),
+        ("  Running", str(details.get("ContainersRunning", ""))),
+        ("  Stopped", str(details.get("ContainersStopped", ""))),
+    ]
+    for label, value in rows:
+        click.echo(f"{label}: {value}" if value else f"{label}:")
+
+
+@cli.command("version", context_settings=CONTEXT)
+@click.pass_context
+def version(context: click.Context) -> None:
+    """Show the nsnet and nsnetd versions."""
+    daemon = daemon_of(context)
+    click.echo(f"Client:\n Version:     {__version__}\n")
+    server = daemon.get("/version")
+    click.echo(
+        f"Server:\n Version:     {server.get('Version', '')}\n"
+        f" API version: {server.get('ApiVersion', '')}"
+        f" (minimum version {server.get('MinAPIVersion', '')})\n"
+        f" OS/Arch:     {server.get('Os', '')}/{server.get('Arch', '')}\n"
+        f" Kernel:      {server.get('KernelVersion', '')}"
+    )
+
+
+class failing_with:
+    """Within the block, a daemon error ends the command with ``code`` (125 for run/create)."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, error: BaseException | None, traceback: Any) -> bool:
+        if isinstance(error, NsnetError):
+            report(error)
+            raise Failed(self.code) from error
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``nsnet`` console script: run one command, return its exit status."""
+    try:
+        result = cli.main(args=argv, prog_name="nsnet", standalone_mode=False)
+    except Failed as failure:
+        return failure.code
+    except NsnetError as error:
+        report(error)
+        return 1
+    except click.exceptions.Exit as exit_request:
+        return exit_request.exit_code
+    except click.UsageError as error:
+        # docker's words and status (125) when its own flags or arguments are wrong
+        command = error.ctx.command_path if error.ctx else "nsnet"
+        click.echo(f"Error: {error.format_message()}\nSee '{command} --help'.", err=True)
+        return EXIT_FAILED_TO_RUN
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        return 1
+    except BrokenPipeError:
+        # The reader of our output went away (`nsnet ps | head`); nothing more to say.
+        sys.stderr.close()
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

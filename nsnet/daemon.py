@@ -1,0 +1,214 @@
+"""nsnetd: the daemon serving nsnet's API on a unix socket.
+
+    nsnetd [--root DIR] [--host unix://PATH] [--log-level LEVEL] [--debug]
+
+One daemon per state directory: the pid file is held locked while the daemon runs, and a socket
+that still answers ``_ping`` is never taken over. A stale socket (its daemon gone) is removed.
+The socket is made with mode 0660 (root and its group). SIGTERM and SIGINT stop the server and
+close the engine; processes started with ``run -d`` are not stopped: they keep running and the
+next daemon adopts them. Logs go to stderr (the CLI's automatic start sends them to
+``Paths.daemon_log``).
+"""
+
+import argparse
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import signal
+import socket
+import stat
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from nsnet import __version__
+from nsnet.errors import Conflict, NsnetError, Unavailable
+from nsnet.paths import Paths
+
+log = logging.getLogger("nsnet.daemon")
+
+SOCKET_MODE = 0o660
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="nsnetd", description="nsnet's daemon: the Docker network API on a unix socket."
+    )
+    parser.add_argument(
+        "--root",
+        help="one directory for state and runtime files (as NSNET_ROOT; default /var/lib/nsnet"
+        " and /run/nsnet)",
+    )
+    parser.add_argument(
+        "-H",
+        "--host",
+        help="the socket to serve, unix://PATH (default: nsnetd.sock in the runtime directory)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error", "critical"),
+        help="the lowest level of messages logged (default info)",
+    )
+    parser.add_argument("--debug", action="store_true", help="log at debug level, with requests")
+    parser.add_argument("--version", action="version", version=f"nsnetd {__version__}")
+    return parser.parse_args(argv)
+
+
+def socket_path_from_host(host: str) -> Path:
+    """``unix:///run/x.sock`` or a plain path, as a path; other schemes are refused."""
+    if host.startswith("unix://"):
+        return Path(host[len("unix://") :])
+    if "://" in host:
+        raise Unavailable(f"cannot serve '{host}': only unix:// sockets are supported")
+    return Path(host)
+
+
+def socket_answers(path: Path) -> bool:
+    """Whether something answers ``_ping`` on the socket at ``path``."""
+    from nsnet.client import Client
+
+    return Client(str(path), timeout=2).ping()
+
+
+@contextlib.contextmanager
+def pid_file_lock(paths: Paths, socket_path: Path) -> Iterator[None]:
+    """Hold the pid file locked (one daemon per state) and write our pid into it."""
+    descriptor = os.open(paths.pid_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise
+            owner = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise Conflict(
+                f"cannot start nsnetd: another nsnetd (pid {owner}) owns {paths.run_dir}"
+                f" (socket unix://{socket_path})"
+            ) from error
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(paths.pid_file)
+    finally:
+        os.close(descriptor)
+
+
+def bind_socket(path: Path) -> socket.socket:
+    """A listening unix socket at ``path`` with mode 0660, replacing a stale one."""
+    if path.exists() or path.is_symlink():
+        if socket_answers(path):
+            raise Conflict(f"cannot start nsnetd: a daemon already answers on unix://{path}")
+        if not stat.S_ISSOCK(path.lstat().st_mode):
+            raise Conflict(f"cannot start nsnetd: {path} exists and is not a socket")
+        log.info("removing stale socket %s", path)
+        path.unlink()
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # The umask makes the socket 0660 from birth: no moment when others could connect.
+    previous_umask = os.umask(0o117)
+    try:
+        listener.bind(str(path))
+    except OSError as error:
+        listener.close()
+        raise Unavailable(f"cannot bind socket '{path}': {error.strerror}") from error
+    finally:
+        os.umask(previous_umask)
+    os.chmod(path, SOCKET_MODE)
+    listener.listen(128)
+    listener.setblocking(False)
+    return listener
+
+
+def remove_socket(path: Path, inode: int) -> None:
+    """Remove our socket file (inode ``inode``), not one that has replaced it meanwhile."""
+    with contextlib.suppress(OSError):
+        if path.lstat().st_ino == inode:
+            path.unlink()
+
+
+def serve(paths: Paths, socket_path: Path, debug: bool, log_level: str) -> int:
+    """Run the API server until SIGTERM/SIGINT; return the exit status."""
+    import uvicorn
+
+    from nsnet.api.app import create_app
+    from nsnet.engine import Engine
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn re-raises the signal after shutting down, which would end us with the
+            # signal's status; a clean stop should exit 0.
+            previous = {
+                number: signal.signal(number, self.handle_exit)
+                for number in (signal.SIGINT, signal.SIGTERM)
+            }
+            try:
+                yield
+            finally:
+                for number, handler in previous.items():
+                    signal.signal(number, handler)
+
+    engine = Engine(paths)
+    config = uvicorn.Config(
+        create_app(engine),
+        log_config=None,
+        log_level=log_level,
+        access_log=debug,
+        server_header=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    server = Server(config)
+
+    with pid_file_lock(paths, socket_path):
+        listener = bind_socket(socket_path)
+        inode = socket_path.lstat().st_ino
+        log.info("nsnetd %s serving unix://%s (pid %d)", __version__, socket_path, os.getpid())
+        try:
+            server.run(sockets=[listener])
+        except SystemExit as exit_request:
+            # uvicorn exits this way when the application's start-up (engine.open) failed.
+            log.error("nsnetd could not start: the engine did not open (see above)")
+            return int(exit_request.code or 1)
+        finally:
+            remove_socket(socket_path, inode)
+            listener.close()
+    if not server.started:
+        return 1
+    log.info("nsnetd stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``nsnetd`` console script."""
+    options = parse_arguments(argv)
+    if options.root:
+        # Set in the environment too, so that whatever the daemon runs finds the same root.
+        os.environ["NSNET_ROOT"] = os.path.abspath(options.root)
+    paths = Paths.from_env()
+
+    level = "debug" if options.debug else options.log_level
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+
+    if os.geteuid() != 0:
+        log.warning("nsnetd runs as uid %d, not root: network changes will fail", os.geteuid())
+
+    try:
+        socket_path = socket_path_from_host(options.host) if options.host else paths.socket
+        paths.ensure()
+        return serve(paths, socket_path, options.debug, level)
+    except NsnetError as error:
+        log.error("%s", error)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

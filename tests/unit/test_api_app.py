@@ -1,0 +1,234 @@
+"""nsnet.api.app over a fake engine, through a real server on a unix socket and the client."""
+
+import json
+import threading
+import time
+
+import pytest
+from test_api_fakes import FakeEngine, served
+
+from nsnet.client import Client
+from nsnet.errors import Conflict, Forbidden, InvalidArgument, NotFound
+
+
+@pytest.fixture
+def engine() -> FakeEngine:
+    return FakeEngine()
+
+
+@pytest.fixture
+def client(engine: FakeEngine):
+    with served(engine) as path:
+        yield Client(path, timeout=10)
+
+
+def raw(client: Client, method: str, path: str, body: bytes | None = None):
+    """One request that returns the answer whatever its status: (status, headers, body)."""
+    from nsnet.client import UnixHTTPConnection
+
+    connection = UnixHTTPConnection(client.socket_path, timeout=10)
+    try:
+        connection.request(method, path, body=body)
+        answer = connection.getresponse()
+        return answer.status, dict(answer.getheaders()), answer.read()
+    finally:
+        connection.close()
+
+
+def test_ping_answers_ok_with_dockers_headers(client: Client) -> None:
+    status, headers, body = raw(client, "GET", "/_ping")
+
+    assert (status, body) == (200, b"OK")
+    assert headers["api-version"] == "1.41"
+    assert headers["ostype"] == "linux"
+    assert headers["docker-experimental"] == "false"
+    assert headers["server"].startswith("nsnet/")
+
+
+def test_ping_answers_head_without_a_body(client: Client) -> None:
+    status, headers, body = raw(client, "HEAD", "/_ping")
+
+    assert status == 200 and body == b"" and headers["api-version"] == "1.41"
+
+
+@pytest.mark.parametrize("prefix", ["", "/v1.41", "/v1.24", "/v1.50"])
+def test_every_route_is_served_with_and_without_a_version_prefix(
+    client: Client, prefix: str
+) -> None:
+    names = [network["Name"] for network in client.get(f"{prefix}/networks")]
+
+    assert sorted(names) == ["bridge", "host", "none"]
+
+
+def test_version_claims_api_1_41(client: Client) -> None:
+    version = client.get("/version")
+
+    assert version["ApiVersion"] == "1.41" and version["MinAPIVersion"] == "1.12"
+    assert version["Os"] == "linux" and version["Version"]
+
+
+def test_a_network_is_created_inspected_and_removed(client: Client, engine: FakeEngine) -> None:
+    status, body = client.request(
+        "POST",
+        "/networks/create",
+        body={"Name": "front", "IPAM": {"Config": [{"Subnet": "10.9.0.0/24"}]}},
+    )
+    created = json.loads(body)
+    assert status == 201 and created["Warning"] == ""
+
+    network = client.get(f"/networks/{created['Id'][:10]}")
+    assert network["Name"] == "front" and network["IPAM"]["Config"] == [{"Subnet": "10.9.0.0/24"}]
+
+    status, _ = client.request("DELETE", "/networks/front")
+    assert status == 204
+    with pytest.raises(NotFound, match="network front not found"):
+        client.get("/networks/front")
+
+
+def test_errors_carry_the_engines_status_and_message(client: Client) -> None:
+    client.post("/networks/create", {"Name": "front"})
+
+    with pytest.raises(Conflict, match="network with name front already exists"):
+        client.post("/networks/create", {"Name": "front"})
+    with pytest.raises(Forbidden, match="bridge is a pre-defined network and cannot be removed"):
+        client.delete("/networks/bridge")
+    with pytest.raises(NotFound, match="network nope not found"):
+        client.delete("/networks/nope")
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b'{"Name": "x", "Internal": "yes"}', "field 'Internal'"),
+        (b'{"Name": "x", "Labels": {"a": 1}}', "field 'Labels.a'"),
+        (b'{"Internal": true}', "field 'Name'"),
+        (b'{"Name": "x",', "not valid JSON"),
+        (b'{"Name": "x", "IPAM": {"Config": [{"Subnet": "10.1.0.0/99"}]}}', "Subnet"),
+    ],
+)
+def test_bad_bodies_are_400_naming_the_field(client: Client, body: bytes, message: str) -> None:
+    status, _, answer = raw(client, "POST", "/networks/create", body)
+
+    assert status == 400
+    assert message in json.loads(answer)["message"]
+
+
+def test_an_unknown_route_is_a_404_message(client: Client) -> None:
+    status, _, answer = raw(client, "GET", "/no/such/thing")
+
+    assert status == 404 and json.loads(answer) == {"message": "page not found"}
+
+
+def test_an_unexpected_engine_failure_is_a_500_message(client: Client, engine: FakeEngine) -> None:
+    def broken() -> list:
+        raise RuntimeError("the store is on fire")
+
+    engine.list_networks = broken
+
+    status, _, answer = raw(client, "GET", "/networks")
+
+    assert status == 500
+    assert "the store is on fire" in json.loads(answer)["message"]
+
+
+def test_list_filters_are_applied(client: Client) -> None:
+    client.post("/networks/create", {"Name": "front", "Labels": {"tier": "web"}})
+
+    def listed(filters: dict) -> list[str]:
+        answer = client.get("/networks", {"filters": json.dumps(filters)})
+        return sorted(network["Name"] for network in answer)
+
+    assert listed({"type": {"custom": True}}) == ["front"]
+    assert listed({"label": ["tier=web"]}) == ["front"]
+    assert listed({"driver": {"null": True}}) == ["none"]
+    with pytest.raises(InvalidArgument, match="invalid filter 'colour'"):
+        listed({"colour": ["red"]})
+
+
+def test_the_list_leaves_containers_empty_and_inspect_fills_them(client: Client) -> None:
+    client.post("/containers/create", {"Cmd": ["sleep", "5"]}, query={"name": "c1"})
+
+    listed = {network["Name"]: network for network in client.get("/networks")}
+    inspected = client.get("/networks/bridge")
+
+    assert listed["bridge"]["Containers"] == {}
+    assert [entry["Name"] for entry in inspected["Containers"].values()] == ["c1"]
+
+
+def test_connect_and_disconnect(client: Client, engine: FakeEngine) -> None:
+    client.post(
+        "/networks/create", {"Name": "front", "IPAM": {"Config": [{"Subnet": "10.9.0.0/24"}]}}
+    )
+    client.post("/containers/create", {"Cmd": ["true"]}, query={"name": "c1"})
+
+    endpoint_config = {"IPAMConfig": {"IPv4Address": "10.9.0.50"}, "Aliases": ["web"]}
+    client.post("/networks/front/connect", {"Container": "c1", "EndpointConfig": endpoint_config})
+    endpoint = client.get("/containers/c1/json")["NetworkSettings"]["Networks"]["front"]
+    assert endpoint["IPAddress"] == "10.9.0.50" and endpoint["Aliases"] == ["web"]
+
+    client.post("/networks/front/disconnect", {"Container": "c1", "Force": False})
+    assert "front" not in client.get("/containers/c1/json")["NetworkSettings"]["Networks"]
+    with pytest.raises(NotFound, match="not connected"):
+        client.post("/networks/front/disconnect", {"Container": "c1"})
+
+
+def test_prune_reports_the_names_it_removed(client: Client) -> None:
+    client.post("/networks/create", {"Name": "unused"})
+
+    assert client.post("/networks/prune") == {"NetworksDeleted": ["unused"]}
+    assert client.post("/networks/prune") == {"NetworksDeleted": []}
+
+
+def test_a_container_life_cycle(client: Client) -> None:
+    created = client.post("/containers/create", {"Cmd": ["sleep", "5"]}, query={"name": "c1"})
+    assert created["Warnings"] == []
+
+    assert client.request("POST", "/containers/c1/start")[0] == 204
+    assert client.request("POST", "/containers/c1/start")[0] == 304
+    assert client.get("/containers/json")[0]["State"] == "running"
+    assert client.request("POST", "/containers/c1/stop", query={"t": "1"})[0] == 204
+    assert client.request("POST", "/containers/c1/stop")[0] == 304
+    assert client.get("/containers/json") == []
+    assert len(client.get("/containers/json", {"all": "1"})) == 1
+    assert client.request("GET", "/containers/c1/logs")[1] == b"output of c1\n"
+
+    client.delete("/containers/c1")
+    with pytest.raises(NotFound, match="No such container: c1"):
+        client.get("/containers/c1/json")
+
+
+def test_a_foreground_process_is_entered_attached_and_reported(client: Client) -> None:
+    client.post("/containers/create", {"Cmd": ["sh"]}, query={"name": "c1"})
+
+    argv = client.post("/nsnet/containers/c1/enter", {"Cmd": ["sh", "-c", "exit 3"]})["Argv"]
+    client.post("/nsnet/containers/c1/attach", {"Pid": 1234})
+    running = client.get("/containers/c1/json")["State"]
+    client.post("/nsnet/containers/c1/exited", {"ExitCode": 3})
+    exited = client.get("/containers/c1/json")["State"]
+
+    assert argv[-3:] == ["sh", "-c", "exit 3"]
+    assert running["Status"] == "running" and running["Pid"] == 1234
+    assert exited["Status"] == "exited" and exited["ExitCode"] == 3
+
+
+def test_every_engine_call_runs_on_one_thread_and_reap_runs_periodically(
+    engine: FakeEngine,
+) -> None:
+    with served(engine, reap_interval=0.02) as path:
+        client = Client(path, timeout=10)
+        workers = [
+            threading.Thread(target=client.post, args=("/networks/create", {"Name": f"n{i}"}))
+            for i in range(8)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        time.sleep(0.2)
+
+    assert engine.opened and engine.closed
+    assert engine.calls[0] == "open" and engine.calls[-1] == "close"
+    assert engine.calls.count("create_network") == 8
+    assert engine.reaps >= 2
+    assert len(engine.threads) == 1
+    assert threading.get_ident() not in engine.threads

@@ -1,0 +1,105 @@
+"""nsnet.client: error answers become NsnetError categories; an absent daemon is named."""
+
+import socket
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from nsnet.client import Client, ConnectionFailed, DaemonError, error_from_answer
+from nsnet.errors import (
+    Conflict,
+    Forbidden,
+    InvalidArgument,
+    NotFound,
+    NsnetError,
+    Unavailable,
+)
+
+
+@pytest.mark.parametrize(
+    "status, category",
+    [
+        (400, InvalidArgument),
+        (403, Forbidden),
+        (404, NotFound),
+        (409, Conflict),
+        (503, Unavailable),
+    ],
+)
+def test_an_error_answer_becomes_its_category(status: int, category: type) -> None:
+    error = error_from_answer(status, b'{"message": "network nope not found"}')
+
+    assert type(error) is category
+    assert str(error) == "network nope not found"
+    assert error.status == status
+
+
+def test_another_status_keeps_its_number() -> None:
+    error = error_from_answer(500, b'{"message": "boom"}')
+
+    assert isinstance(error, DaemonError) and isinstance(error, NsnetError)
+    assert error.status == 500 and str(error) == "boom"
+
+
+def test_an_answer_without_json_keeps_its_text() -> None:
+    assert str(error_from_answer(502, b"Bad Gateway\n")) == "Bad Gateway"
+    assert str(error_from_answer(500, b"")) == "HTTP status 500"
+
+
+def test_a_missing_socket_is_a_connection_failure() -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        client = Client(str(Path(directory) / "absent.sock"))
+
+        with pytest.raises(ConnectionFailed, match="cannot connect to nsnetd at unix://"):
+            client.get("/networks")
+        assert client.ping() is False
+
+
+def test_a_dead_socket_is_a_connection_failure() -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = str(Path(directory) / "dead.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        listener.close()  # the file stays; nobody listens
+
+        with pytest.raises(ConnectionFailed, match="Connection refused"):
+            Client(path).get("/networks")
+
+
+def test_a_request_reaches_the_server_as_http_with_json() -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = str(Path(directory) / "echo.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        listener.listen(1)
+        received = []
+
+        def answer_once() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                data = b""
+                while b"\r\n\r\n" not in data or not data.endswith(b"}"):
+                    data += connection.recv(4096)
+                received.append(data)
+                body = b'{"message": "in use, sorry"}'
+                connection.sendall(
+                    b"HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+
+        server = threading.Thread(target=answer_once)
+        server.start()
+        try:
+            with pytest.raises(Conflict, match="in use, sorry"):
+                Client(path, timeout=5).post("/networks/n1/connect", {"Container": "c1"})
+        finally:
+            server.join(timeout=5)
+            listener.close()
+
+    request = received[0].decode()
+    assert request.startswith("POST /networks/n1/connect HTTP/1.1\r\n")
+    assert "Content-Type: application/json" in request
+    assert request.endswith('{"Container": "c1"}')
