@@ -283,6 +283,22 @@ class Netlink:
             f"configure bridge port '{host_ifname}'",
         )
 
+    def add_veth_pair(self, ifname: str, peer_ifname: str, peer_netns_path: str) -> None:
+        """Create a plain veth pair whose peer lands in another namespace (a lab's uplink)."""
+        peer_fd = os.open(peer_netns_path, os.O_RDONLY)
+        try:
+            peer = [("IFLA_IFNAME", peer_ifname), ("IFLA_NET_NS_FD", peer_fd)]
+            linkinfo = [
+                ("IFLA_INFO_KIND", "veth"),
+                ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", {"attrs": peer})]}),
+            ]
+            self._new_link(
+                [("IFLA_IFNAME", ifname), ("IFLA_LINKINFO", {"attrs": linkinfo})],
+                f"create veth pair '{ifname}'",
+            )
+        finally:
+            os.close(peer_fd)
+
     def set_up(self, link: int | str) -> None:
         self._set_link(link, [], f"set link '{link}' up", IFF_UP, IFF_UP)
 
