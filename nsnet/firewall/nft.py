@@ -179,6 +179,9 @@ class Firewall:
 
         Such a chain (iptables' ``FORWARD`` policy DROP, as Docker sets it) drops nsnet's
         forwarded traffic whatever nsnet's own table accepts. None when there is none.
+
+        TODO: chains of iptables-legacy (x_tables) are invisible to nftables, so a FORWARD
+        policy of DROP set through iptables-legacy goes unreported.
         """
         culprits = []
         for item in self._list({"chains": None}):
