@@ -9,6 +9,7 @@ the pyroute2 handles it keeps are bound to the thread that opened them.
 """
 
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -23,6 +24,9 @@ from ipaddress import IPv4Address, IPv4Network
 from nsnet import failpoints, ipam
 from nsnet.drivers import BridgeDriver, HostDriver, NullDriver
 from nsnet.errors import Conflict, Forbidden, InvalidArgument, NotFound, NsnetError
+from nsnet.firewall import ports as host_ports
+from nsnet.firewall.nft import Firewall
+from nsnet.firewall.ruleset import Binding, BridgeNetwork
 from nsnet.kernel import namespace
 from nsnet.kernel.netlink import ALIAS_PREFIX, Netlink, write_sysctl
 from nsnet.kernel.reaper import LinkReaper
@@ -97,6 +101,8 @@ class Engine:
         self.store = None
         self.host: Netlink | None = None
         self.reaper: LinkReaper | None = None
+        self.firewall: Firewall | None = None
+        self.warnings: list[str] = []  # shown by `nsnet info`
         self.sandboxes = Sandboxes(self.paths)
         self._handles: OrderedDict[str, Netlink] = OrderedDict()
         self._children: dict[int, str] = {}  # pid -> container id, for processes we started
@@ -119,10 +125,18 @@ class Engine:
             "host": HostDriver(),
             "null": NullDriver(),
         }
+        self.firewall = Firewall()
         write_sysctl("net.ipv4.ip_forward", "1")
         log.info("enabled IPv4 forwarding in the host namespace")
         self._ensure_builtin_networks()
         self.reconcile()
+        self._check_foreign_firewall()
+
+    def _check_foreign_firewall(self) -> None:
+        warning = self.firewall.foreign_forward_drop()
+        if warning:
+            log.warning("%s", warning)
+            self.warnings.append(warning)
 
     def close(self) -> None:
         if self.reaper is not None:
@@ -214,6 +228,13 @@ class Engine:
         for container in containers.values():
             self._reconcile_container(container, networks, endpoints)
 
+        # The tables are rendered whole from the store: a restart, or a ruleset flushed while
+        # the daemon was down, is repaired here.
+        self.firewall.sync(
+            [self._firewall_network(n) for n in networks.values() if n.driver == "bridge"],
+            [binding for c in containers.values() for binding in self._bindings_of(c)],
+        )
+
     def _reconcile_container(self, container: Container, networks: dict, endpoints: list) -> None:
         if container.state == "running":
             start_time = process_start_time(container.pid)
@@ -298,10 +319,16 @@ class Engine:
                 "network"
             )
 
-        with self.store.transaction():
+        with self.store.transaction(), contextlib.ExitStack() as undo:
             failpoints.hit("create_network.store")
             self.store.put_network(network)
             driver.create(network)
+            undo.callback(driver.delete, network)
+            # The built-in bridge is made at start-up, before the tables are rendered whole.
+            if network.driver == "bridge" and not builtin:
+                failpoints.hit("create_network.firewall")
+                self.firewall.add_network(self._firewall_network(network))
+            undo.pop_all()
         log.info("network %s created (%s, %s)", name, network.driver, network.id[:12])
         return network
 
@@ -366,8 +393,110 @@ class Engine:
         with self.store.transaction():
             self.store.delete_network(network.id)
             failpoints.hit("remove_network.bridge")
+            if network.driver == "bridge":
+                self.firewall.remove_network(self._firewall_network(network))
             self.drivers[network.driver].delete(network)
         log.info("network %s removed", network.name)
+
+    # Firewall
+
+    @staticmethod
+    def _firewall_network(network: Network) -> BridgeNetwork:
+        config = network.ipam[0]
+        return BridgeNetwork(
+            name=network.name,
+            bridge=network.bridge_name,
+            subnet=config.subnet,
+            gateway=config.gateway,
+            internal=network.internal,
+            icc=network.option_enabled(OPT_ENABLE_ICC),
+            masquerade=network.option_enabled(OPT_ENABLE_IP_MASQUERADE),
+        )
+
+    def _bindings_of(
+        self, container: Container, endpoint: Endpoint | None = None
+    ) -> list[Binding]:
+        """The container's published ports, aimed at its endpoint on its own network.
+
+        Ports are published through the network the container was created on; while it is
+        disconnected from that network they are not.
+        """
+        if not container.ports:
+            return []
+        if endpoint is None:
+            endpoint, network = self._mode_endpoint(container)
+        else:
+            network = self.store.network(endpoint.network_id)
+        if endpoint is None or network is None:
+            return []
+        return [
+            Binding(
+                host_ip=IPv4Address(port.host_ip or "0.0.0.0"),
+                host_port=port.host_port,
+                protocol=port.protocol,
+                container_ip=endpoint.address,
+                container_port=port.container_port,
+                bridge=network.bridge_name,
+            )
+            for port in container.ports
+            if port.host_port
+        ]
+
+    def _mode_endpoint(self, container: Container) -> tuple[Endpoint | None, Network | None]:
+        """The container's endpoint on the network it was created on, if still connected."""
+        for network, endpoint in self.container_endpoints(container.id):
+            if network.name == container.network_mode:
+                return endpoint, network
+        return None, None
+
+    def _published(self, exclude: str = "") -> dict[Binding, str]:
+        """Every published binding, with the name of the container that holds it."""
+        return {
+            binding: container.name
+            for container in self.store.containers()
+            if container.id != exclude
+            for binding in self._bindings_of(container)
+        }
+
+    def _choose_host_ports(self, container: Container) -> None:
+        """Give each requested port binding a host port: check a fixed one, choose a free one."""
+        published = self._published(exclude=container.id)
+        for port in container.ports:
+            host_ip = IPv4Address(port.host_ip or "0.0.0.0")
+            host_ports.check_protocol_supported(port.protocol)
+            if port.host_port and port.host_port_last > port.host_port:
+                port.host_port = host_ports.choose_host_port(
+                    port.protocol, host_ip, published, port.host_port, port.host_port_last
+                )
+            elif port.host_port:
+                host_ports.check_host_port_free(port.protocol, host_ip, port.host_port, published)
+            else:
+                port.host_port = host_ports.choose_host_port(port.protocol, host_ip, published)
+            port.host_port_last = 0
+            published[
+                Binding(host_ip, port.host_port, port.protocol, host_ip, port.container_port, "")
+            ] = container.name
+
+    def _flush_conntrack(self, address: IPv4Address) -> None:
+        """Forget the flows of an address that is going away, so none outlives it."""
+        try:
+            self.firewall.flush_container_conntrack(address)
+        except NsnetError as error:
+            log.warning("cannot flush conntrack entries of %s: %s", address, error)
+
+    def info(self) -> dict:
+        """The daemon's view of itself for `nsnet info`: paths, firewall, warnings."""
+        state = self.firewall.state()
+        return {
+            "StateDirectory": str(self.paths.state_dir),
+            "RunDirectory": str(self.paths.run_dir),
+            "Firewall": {
+                "Tables": list(state.tables),
+                "Rules": state.rules,
+                "Elements": dict(state.elements),
+            },
+            "Warnings": list(self.warnings),
+        }
 
     def prune_networks(self) -> list[str]:
         """Remove user networks with no endpoints; return their names."""
@@ -408,8 +537,14 @@ class Engine:
                 f"cannot connect container '{container.name}' to network '{network.name}': "
                 f"container cannot be connected to {network.name} network"
             )
-        with self.store.transaction():
-            return self._join(network, container, ip_address, container.mac_address, aliases)
+        with self.store.transaction(), contextlib.ExitStack() as undo:
+            endpoint = self._join(network, container, ip_address, container.mac_address, aliases)
+            if network.name == container.network_mode and container.ports:
+                undo.callback(self.host.delete_link, endpoint.host_ifname)
+                failpoints.hit("connect.ports")
+                self.firewall.add_bindings(self._bindings_of(container, endpoint))
+            undo.pop_all()
+            return endpoint
 
     def _join(
         self,
@@ -516,11 +651,17 @@ class Engine:
             raise NotFound(
                 f"container {container.name} is not connected to network {network.name}"
             )
-        with self.store.transaction():
+        bindings = self._bindings_of(container, endpoint)
+        with self.store.transaction(), contextlib.ExitStack() as undo:
             self._forget_endpoint(network, endpoint)
+            if network.name == container.network_mode and bindings:
+                self.firewall.remove_bindings(bindings)
+                undo.callback(self.firewall.add_bindings, bindings)
             failpoints.hit("disconnect.kernel")
             # Last step: if it fails, the records come back and a retry finds the interface.
             self.drivers[network.driver].leave(network, endpoint, container.netns_path)
+            undo.pop_all()
+        self._flush_conntrack(endpoint.address)
         log.info("container %s: disconnected from network %s", container.name, network.name)
 
     def _forget_endpoint(self, network: Network, endpoint: Endpoint) -> None:
@@ -546,6 +687,11 @@ class Engine:
         container_id = new_id()
         mode, network, shared = self._resolve_network_mode(name, request)
         self._validate_container_request(name, request, mode, network)
+        ports = list(request.ports)
+        if ports and network is None:
+            # Docker discards published ports in host mode; in none mode they reach nothing.
+            log.warning("container %s: published ports ignored in '%s' mode", name, mode)
+            ports = []
 
         container = Container(
             id=container_id,
@@ -559,7 +705,7 @@ class Engine:
             ip_address=request.ip_address,
             aliases=list(request.aliases),
             auto_remove=request.auto_remove,
-            ports=list(request.ports),
+            ports=[dataclasses.replace(port) for port in ports],
             labels=dict(request.labels),
         )
         if shared is not None:
@@ -580,9 +726,17 @@ class Engine:
                 self._prepare_sandbox(container)
             if network is not None:
                 failpoints.hit("create_container.endpoint")
-                self._join(
+                endpoint = self._join(
                     network, container, request.ip_address, container.mac_address, request.aliases
                 )
+                undo.callback(self.host.delete_link, endpoint.host_ifname)
+                if container.ports:
+                    failpoints.hit("create_container.ports")
+                    self._choose_host_ports(container)
+                    self.store.put_container(container)
+                    bindings = self._bindings_of(container, endpoint)
+                    self.firewall.add_bindings(bindings)
+                    undo.callback(self.firewall.remove_bindings, bindings)
             failpoints.hit("create_container.commit")
             self.paths.container_dir(container.id).mkdir(mode=0o700, exist_ok=True)
             undo.pop_all()
@@ -625,6 +779,8 @@ class Engine:
                 problem = f"conflicting options: hostname and the network mode '{mode}'"
             elif request.sysctls:
                 problem = f"sysctls cannot be set in network mode '{mode}'"
+        if mode.startswith("container:") and request.ports:
+            problem = "conflicting options: port publishing and the container type network mode"
         if network is None and (request.ip_address or request.mac_address or request.aliases):
             problem = f"--ip, --mac-address and aliases need a bridge network, not '{mode}'"
         if request.mac_address and not MAC_PATTERN.match(request.mac_address):
@@ -865,12 +1021,15 @@ class Engine:
             self.stop_container(container.id, timeout=0)
 
         endpoints = self.container_endpoints(container.id)
+        bindings = self._bindings_of(container)
         with self.store.transaction():
             for network, endpoint in endpoints:
                 failpoints.hit("remove_container.endpoint")
                 self._forget_endpoint(network, endpoint)
             failpoints.hit("remove_container.store")
             self.store.delete_container(container.id)
+            # Last before the commit: if it fails, nothing else has changed yet.
+            self.firewall.remove_bindings(bindings)
 
         # The records are gone; the kernel teardown goes on past failures and reports them
         # all (reconcile removes whatever is left, since every object carries nsnet's mark).
@@ -879,6 +1038,7 @@ class Engine:
         for network, endpoint in endpoints:
             try:
                 self.drivers[network.driver].leave(network, endpoint, None)
+                self._flush_conntrack(endpoint.address)
             except NsnetError as error:
                 failures.append(str(error))
         if container.network_mode != "host" and not container.shares_namespace_of:

@@ -88,7 +88,8 @@ class PortBinding:
     container_port: int
     protocol: str = "tcp"  # tcp | udp | sctp
     host_ip: str = "0.0.0.0"
-    host_port: int = 0  # 0 until chosen
+    host_port: int = 0  # 0: any free port (chosen at create)
+    host_port_last: int = 0  # above host_port: any free port of host_port..host_port_last
 
 
 @dataclass
