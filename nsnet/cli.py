@@ -98,9 +98,7 @@ class Daemon:
     def start(self) -> None:
         """Start nsnetd in the background and wait until it answers ``_ping``."""
         paths = Paths.from_env()
-        argv = [sys.executable, "-m", "nsnet.daemon"]
-        if os.path.abspath(self.socket_path) != str(paths.socket):
-            argv += ["--host", f"unix://{self.socket_path}"]
+        argv = daemon_argv(self.socket_path, paths)
         log_path = paths.daemon_log
         log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         click.echo(f"nsnetd is not running: starting it (log: {log_path})", err=True)
@@ -131,6 +129,14 @@ class Daemon:
             f"nsnetd did not start on unix://{self.socket_path} within {START_TIMEOUT} s"
             f" (exit status {process.poll()}); see {log_path}"
         )
+
+
+def daemon_argv(socket_path: str, paths: Paths) -> list[str]:
+    """How to start nsnetd for ``socket_path``: this interpreter, so this installation's."""
+    argv = [sys.executable, "-m", "nsnet.daemon"]
+    if os.path.abspath(socket_path) != str(paths.socket):
+        argv += ["--host", f"unix://{socket_path}"]
+    return argv
 
 
 def daemon_of(context: click.Context) -> Daemon:

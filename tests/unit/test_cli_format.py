@@ -1,0 +1,276 @@
+"""nsnet.cli's parsing of docker's flags and its docker-like tables and JSON (no daemon)."""
+
+import json
+
+import click
+import pytest
+
+from nsnet import cli
+
+
+def test_a_table_is_aligned_like_dockers_tabwriter() -> None:
+    rows = [
+        ["695c57c21014", "bridge", "bridge", "local"],
+        ["9d93a9c53d80", "host", "host", "local"],
+        ["aec713e9e402", "n1", "bridge", "local"],
+        ["aaacff8ce190", "none", "null", "local"],
+    ]
+
+    table = cli.format_table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows)
+
+    # What docker 28's `network ls` printed against dockerd 20.10 for the same rows.
+    assert table == (
+        "NETWORK ID     NAME      DRIVER    SCOPE\n"
+        "695c57c21014   bridge    bridge    local\n"
+        "9d93a9c53d80   host      host      local\n"
+        "aec713e9e402   n1        bridge    local\n"
+        "aaacff8ce190   none      null      local\n"
+    )
+
+
+def test_long_cells_widen_their_column_by_three_spaces() -> None:
+    table = cli.format_table(["A", "B"], [["a-rather-long-name", "x"]])
+
+    assert table == "A" + " " * 20 + "B\n" + "a-rather-long-name   x\n"
+
+
+def test_inspect_json_is_indented_by_four_and_escapes_html() -> None:
+    text = cli.format_json([{"Name": "a<b>&c", "Labels": {}, "Config": []}])
+
+    assert text == (
+        "[\n"
+        "    {\n"
+        '        "Name": "a\\u003cb\\u003e\\u0026c",\n'
+        '        "Labels": {},\n'
+        '        "Config": []\n'
+        "    }\n"
+        "]\n"
+    )
+    assert cli.format_json([]) == "[]\n"
+
+
+def test_ipam_flags_are_grouped_by_the_subnet_that_holds_them() -> None:
+    configs = cli.ipam_configs(
+        ["10.1.0.0/16", "10.2.0.0/16"],
+        ["10.2.1.0/24"],
+        ["10.1.0.254", "10.2.0.1"],
+        ["router=10.2.0.2", "dns=10.1.0.3"],
+    )
+
+    assert configs == [
+        {
+            "Subnet": "10.1.0.0/16",
+            "Gateway": "10.1.0.254",
+            "AuxiliaryAddresses": {"dns": "10.1.0.3"},
+        },
+        {
+            "Subnet": "10.2.0.0/16",
+            "IPRange": "10.2.1.0/24",
+            "Gateway": "10.2.0.1",
+            "AuxiliaryAddresses": {"router": "10.2.0.2"},
+        },
+    ]
+
+
+@pytest.mark.parametrize(
+    "subnets, ranges, gateways, aux, message",
+    [
+        ([], [], ["10.0.0.1"], [], "must have a corresponding subnet"),
+        (["10.0.0.0/24"], [], ["10.9.0.1"], [], "no matching subnet for gateway 10.9.0.1"),
+        (["10.0.0.0/24"], ["10.0.1.0/25"], [], [], "no matching subnet for range"),
+        (["10.0.0.0/24"], [], ["10.0.0.1", "10.0.0.2"], [], "multiple gateways"),
+        (["10.0.0.0/16", "10.0.1.0/24"], [], [], [], "overlapping"),
+        (["10.0.0.0/24"], [], [], ["x"], "key=value"),
+        (["10.0.0.0/33"], [], [], [], "10.0.0.0/33"),
+        (["fd00::/64"], [], [], [], "IPv6 is not supported yet"),
+    ],
+)
+def test_inconsistent_ipam_flags_are_refused(
+    subnets: list, ranges: list, gateways: list, aux: list, message: str
+) -> None:
+    with pytest.raises(click.UsageError, match=message):
+        cli.ipam_configs(subnets, ranges, gateways, aux)
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("80", [("80/tcp", "", "")]),
+        ("8080:80", [("80/tcp", "", "8080")]),
+        ("127.0.0.1:8080:80/udp", [("80/udp", "127.0.0.1", "8080")]),
+        ("127.0.0.1::80", [("80/tcp", "127.0.0.1", "")]),
+        ("8000-8001:80-81", [("80/tcp", "", "8000"), ("81/tcp", "", "8001")]),
+        ("8000-8010:80", [("80/tcp", "", "8000-8010")]),
+        ("80-81", [("80/tcp", "", ""), ("81/tcp", "", "")]),
+    ],
+)
+def test_publish_specs_become_dockers_port_bindings(spec: str, expected: list) -> None:
+    assert cli.parse_publish(spec) == expected
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("80/icmp", "unknown protocol"),
+        ("x:80", "invalid port 'x'"),
+        ("8000-8002:80-81", "differ in size"),
+        ("70000", "invalid port range"),
+        ("1.2.3:80:80", "does not appear to be an IPv4"),
+    ],
+)
+def test_bad_publish_specs_are_refused(spec: str, message: str) -> None:
+    with pytest.raises(click.BadParameter, match=message):
+        cli.parse_publish(spec)
+
+
+def run_options(**overrides) -> dict:
+    options = {
+        "name": None,
+        "network": None,
+        "ip": None,
+        "mac_address": None,
+        "hostname": None,
+        "sysctl": (),
+        "network_alias": (),
+        "publish": (),
+        "publish_all": False,
+        "expose": (),
+        "label": (),
+        "interactive": False,
+        "tty": False,
+        "rm": False,
+    }
+    options.update(overrides)
+    return options
+
+
+def test_run_flags_become_a_docker_container_create_body() -> None:
+    options = run_options(
+        network="front",
+        ip="10.9.0.9",
+        mac_address="02:42:0a:09:00:09",
+        hostname="web",
+        sysctl=("net.ipv4.ip_forward=1",),
+        network_alias=("www",),
+        publish=("8080:80",),
+        expose=("53/udp",),
+        label=("tier=web", "plain"),
+        rm=True,
+    )
+
+    body = cli.container_body(options, ("httpd", "-f"))
+
+    assert body["Cmd"] == ["httpd", "-f"] and body["Hostname"] == "web"
+    assert body["MacAddress"] == "02:42:0a:09:00:09"
+    assert body["Labels"] == {"tier": "web", "plain": ""}
+    assert body["ExposedPorts"] == {"53/udp": {}, "80/tcp": {}}
+    assert body["HostConfig"] == {
+        "NetworkMode": "front",
+        "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]},
+        "PublishAllPorts": False,
+        "AutoRemove": True,
+        "Sysctls": {"net.ipv4.ip_forward": "1"},
+    }
+    endpoint = {"IPAMConfig": {"IPv4Address": "10.9.0.9"}, "Aliases": ["www"]}
+    assert body["NetworkingConfig"] == {"EndpointsConfig": {"front": endpoint}}
+
+
+def test_without_a_network_the_container_goes_on_the_default_bridge() -> None:
+    body = cli.container_body(run_options(), ("true",))
+
+    assert body["HostConfig"]["NetworkMode"] == "default"
+    assert body["NetworkingConfig"] == {"EndpointsConfig": {}}
+
+
+def test_a_sysctl_needs_a_value() -> None:
+    with pytest.raises(click.BadParameter, match="key=value"):
+        cli.container_body(run_options(sysctl=("net.ipv4.ip_forward",)), ("true",))
+
+
+def test_filter_flags_become_dockers_filters_json() -> None:
+    text = cli.parse_filter_flags(["type=custom", "name=a", "name=b"])
+
+    assert json.loads(text) == {"type": {"custom": True}, "name": {"a": True, "b": True}}
+    assert cli.parse_filter_flags([]) is None
+    with pytest.raises(click.BadParameter):
+        cli.parse_filter_flags(["custom"])
+
+
+def test_ps_shows_docker_like_columns() -> None:
+    now = 1_796_323_400.0
+    containers = [
+        {
+            "Id": "f01bf4a6e14ccaea05b7294b3129f44654609100a004ba0997ed16c1941702e7",
+            "Names": ["/c2"],
+            "Command": "sh -c 'while true; do sleep 1; done'",
+            "Created": int(now - 125),
+            "Status": "Up 2 minutes",
+            "Ports": [
+                {"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"},
+                {"IP": "0.0.0.0", "PrivatePort": 53, "PublicPort": 5353, "Type": "udp"},
+            ],
+            "NetworkSettings": {"Networks": {"front": {}, "bridge": {}}},
+        },
+        {
+            "Id": "cba361a25008" + "0" * 52,
+            "Names": ["/c4"],
+            "Command": "true",
+            "Created": int(now - 3),
+            "Status": "Exited (3) 1 second ago",
+            "Ports": [],
+            "NetworkSettings": {"Networks": {}},
+        },
+    ]
+
+    table = cli.format_ps(containers, no_trunc=False, now=now)
+
+    assert table.splitlines() == [
+        "CONTAINER ID   NAMES     COMMAND                  CREATED         STATUS                    PORTS                                        NETWORKS",  # noqa: E501
+        'f01bf4a6e14c   c2        "sh -c \'while true; …"   2 minutes ago   Up 2 minutes              0.0.0.0:5353->53/udp, 0.0.0.0:8080->80/tcp   bridge,front',  # noqa: E501
+        'cba361a25008   c4        "true"                   3 seconds ago   Exited (3) 1 second ago                                                ',  # noqa: E501
+    ]
+
+
+def test_port_lines_are_sorted_by_port() -> None:
+    ports = {
+        "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}],
+        "53/udp": [{"HostIp": "127.0.0.1", "HostPort": "5353"}],
+        "9000/tcp": None,
+    }
+
+    assert cli.format_port_lines(ports, None) == [
+        "53/udp -> 127.0.0.1:5353",
+        "80/tcp -> 0.0.0.0:8080",
+    ]
+    assert cli.format_port_lines(ports, "80") == ["0.0.0.0:8080"]
+    assert cli.format_port_lines(ports, "53/tcp") == []
+
+
+@pytest.mark.parametrize(
+    "seconds, words",
+    [
+        (0.5, "Less than a second"),
+        (1, "1 second"),
+        (59, "59 seconds"),
+        (60, "About a minute"),
+        (119, "About a minute"),
+        (120, "2 minutes"),
+        (3600, "About an hour"),
+        (7200, "2 hours"),
+        (3 * 86400, "3 days"),
+        (20 * 86400, "2 weeks"),
+        (90 * 86400, "3 months"),
+        (800 * 86400, "2 years"),
+    ],
+)
+def test_durations_are_worded_like_dockers(seconds: float, words: str) -> None:
+    from nsnet.api.timefmt import human_duration
+
+    assert human_duration(seconds) == words
+
+
+def test_host_must_be_a_unix_socket() -> None:
+    assert cli.socket_from_host("unix:///run/x.sock") == "/run/x.sock"
+    assert cli.socket_from_host("/run/x.sock") == "/run/x.sock"
+    with pytest.raises(click.BadParameter, match="only unix://"):
+        cli.socket_from_host("tcp://127.0.0.1:2375")
