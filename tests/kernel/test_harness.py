@@ -1,4 +1,4 @@
-"""The test harness itself: topology, cleanup, leak detection and a dockerd in a namespace."""
+"""The test harness itself: topology, cleanup, leak detection, nsnetd and dockerd runners."""
 
 import json
 import os
@@ -9,11 +9,22 @@ import time
 
 import pytest
 
-from tests.support.cleanup import clean_root, mounts_under, pids_with_environment
+from tests.support.cleanup import (
+    clean_root,
+    mounts_under,
+    network_namespaces_under,
+    pids_with_environment,
+)
 from tests.support.daemon import Daemon, DaemonError
 from tests.support.dockerd import Dockerd
 from tests.support.leaks import Snapshot, assert_no_leaks, differences, foreign_harness_items
-from tests.support.netns import NamespacePool, created_directories, created_names, namespaces
+from tests.support.netns import (
+    NamespacePool,
+    created_directories,
+    created_names,
+    namespaces,
+    pids_in_namespaces,
+)
 from tests.support.topology import HostWithOutside
 
 
@@ -225,3 +236,37 @@ def test_daemon_runner_reports_a_daemon_that_dies(host: HostWithOutside, tmp_pat
 
     with pytest.raises(DaemonError, match="exited with 3(.|\\n)*no engine here"):
         daemon.start()
+
+
+def test_daemon_fixture_runs_the_real_nsnetd(daemon: Daemon) -> None:
+    listed = daemon.cli("network", "ls").stdout
+    assert {"bridge", "host", "none"} <= {line.split()[1] for line in listed.splitlines()[1:]}
+
+    through_docker = daemon.docker("network", "ls", "--format", "{{.Name}}").stdout
+    assert {"bridge", "host", "none"} <= set(through_docker.split())
+
+    # nsnetd runs in the host namespace, so its bridge is there and not in the machine's.
+    assert "nsnet0" in daemon.exec_in_host("ip", "-br", "link").stdout
+
+
+def test_daemon_crash_with_a_detached_container_leaves_nothing(
+    host: HostWithOutside, tmp_path
+) -> None:
+    daemon = Daemon(host, tmp_path / "nsnet").start()
+    try:
+        daemon.cli("run", "-d", "--name", "sleeper", "--", "sleep", "300")
+        assert mounts_under(daemon.root)
+
+        daemon.kill9()
+        # The container's process outlives its daemon, as designed.
+        assert pids_with_environment("NSNET_ROOT", str(daemon.root)) or network_pids(daemon)
+    finally:
+        daemon.close()
+
+    assert mounts_under(daemon.root) == []
+    assert pids_with_environment("NSNET_ROOT", str(daemon.root)) == []
+
+
+def network_pids(daemon: Daemon) -> list[int]:
+    """Processes inside any namespace file under the daemon's root."""
+    return pids_in_namespaces(network_namespaces_under(daemon.root))
