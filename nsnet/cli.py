@@ -9,14 +9,13 @@ stderr. An error is one line on stderr ("Error response from daemon: ...") and e
 or 125 for ``run`` and ``create`` as with docker; ``run`` and ``exec`` otherwise exit with the
 command's own status.
 
-Start-up time counts (it is compared with docker's): only click, json and the standard
-library's HTTP client are imported up front.
+Start-up time counts (it is compared with docker's): only click, json and nsnet's own small
+client are imported up front; subprocess and the rest wait until a command needs them.
 """
 
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -97,6 +96,8 @@ class Daemon:
 
     def start(self) -> None:
         """Start nsnetd in the background and wait until it answers ``_ping``."""
+        import subprocess
+
         paths = Paths.from_env()
         argv = daemon_argv(self.socket_path, paths)
         log_path = paths.daemon_log
@@ -439,6 +440,8 @@ def run_attached(argv: list[str], interactive: bool, started: Callable[[int], No
     Ctrl-C reaches the process through the terminal; we only wait. Termination signals sent to
     us are passed on to it.
     """
+    import subprocess
+
     forwarded = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
     process = None
 

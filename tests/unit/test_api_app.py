@@ -1,6 +1,8 @@
 """nsnet.api.app over a fake engine, through a real server on a unix socket and the client."""
 
+import http.client
 import json
+import socket
 import threading
 import time
 
@@ -24,9 +26,9 @@ def client(engine: FakeEngine):
 
 def raw(client: Client, method: str, path: str, body: bytes | None = None):
     """One request that returns the answer whatever its status: (status, headers, body)."""
-    from nsnet.client import UnixHTTPConnection
-
-    connection = UnixHTTPConnection(client.socket_path, timeout=10)
+    connection = http.client.HTTPConnection("localhost", timeout=10)
+    connection.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.sock.connect(client.socket_path)
     try:
         connection.request(method, path, body=body)
         answer = connection.getresponse()

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from nsnet.client import Client, ConnectionFailed, DaemonError, error_from_answer
+from nsnet.client import (
+    Client,
+    ConnectionFailed,
+    DaemonError,
+    ProtocolError,
+    error_from_answer,
+    read_answer,
+)
 from nsnet.errors import (
     Conflict,
     Forbidden,
@@ -103,3 +110,46 @@ def test_a_request_reaches_the_server_as_http_with_json() -> None:
     assert request.startswith("POST /networks/n1/connect HTTP/1.1\r\n")
     assert "Content-Type: application/json" in request
     assert request.endswith('{"Container": "c1"}')
+
+
+def answer_from(raw: bytes, method: str = "GET", pieces: int = 3):
+    """What ``read_answer`` makes of ``raw`` arriving in a few pieces, then the peer's close."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        size = max(1, len(raw) // pieces)
+        for start in range(0, len(raw), size):
+            theirs.sendall(raw[start : start + size])
+        theirs.shutdown(socket.SHUT_WR)
+        return read_answer(ours, method)
+
+
+def test_an_answer_with_a_content_length() -> None:
+    answer = answer_from(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nApi-Version: 1.41\r\n\r\n[{}]")
+
+    assert (answer.status, answer.body) == (200, b"[{}]")
+    assert answer.headers["api-version"] == "1.41"
+
+
+def test_a_chunked_answer() -> None:
+    raw = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"4\r\nlogs\r\n6\r\n here\n\r\n0\r\n\r\n"
+    )
+
+    assert answer_from(raw, pieces=7).body == b"logs here\n"
+
+
+def test_an_answer_ended_by_the_close() -> None:
+    assert answer_from(b"HTTP/1.0 200 OK\r\n\r\nall of it").body == b"all of it"
+
+
+def test_head_and_no_content_answers_have_no_body() -> None:
+    assert answer_from(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", "HEAD").body == b""
+    assert answer_from(b"HTTP/1.1 204 No Content\r\n\r\n").status == 204
+
+
+def test_a_non_http_answer_is_a_protocol_error() -> None:
+    with pytest.raises(ProtocolError, match="not HTTP"):
+        answer_from(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+    with pytest.raises(ProtocolError, match="without answering"):
+        answer_from(b"")
