@@ -49,6 +49,9 @@ MAX_MESSAGE_SIZE = 65535  # the most a TCP length prefix can carry
 ADVERTISED_UDP_SIZE = 1232  # our EDNS buffer size, the 2020 DNS flag day's choice
 MAX_CONCURRENT_FORWARDS = 1024  # Docker's bound on queries waiting for upstreams
 CLASS_IN = 1
+FLAG_QR = 1 << 15
+FLAG_RA = 1 << 7
+COPIED_FLAGS = (0xF << 11) | (1 << 8) | (1 << 4)  # opcode, RD and CD go back as asked
 OPCODE_QUERY = 0
 PTR_SUFFIX = ("in-addr", "arpa")
 
@@ -215,15 +218,11 @@ def _copy(response: DNSRecord, *, answers, authority, additional) -> DNSRecord:
 
 def reply_to(query: DNSRecord, rcode: int = RCODE.NOERROR) -> DNSRecord:
     """An empty answer to ``query`` with ``rcode``, echoing its question and EDNS use."""
-    header = DNSHeader(
-        id=query.header.id,
-        qr=1,
-        opcode=query.header.opcode,
-        rd=query.header.rd,
-        ra=1,
-        rcode=rcode,
+    # The flags as one bitmap: dnslib's keyword flags cost a third of a local answer's time.
+    bitmap = FLAG_QR | FLAG_RA | (query.header.bitmap & COPIED_FLAGS) | rcode
+    reply = DNSRecord(
+        DNSHeader(id=query.header.id, bitmap=bitmap), questions=list(query.questions)
     )
-    reply = DNSRecord(header, questions=list(query.questions))
     if any(record.rtype == QTYPE.OPT for record in query.ar):
         reply.add_ar(EDNS0(udp_len=ADVERTISED_UDP_SIZE))
     return reply
@@ -296,9 +295,9 @@ class Resolver:
         if question.qclass != CLASS_IN:
             return None
 
-        if question.qtype == QTYPE.PTR:
-            address = ptr_address(query)
-            name = self.index.reverse(scope.network_ids, address) if address else None
+        address = ptr_address(query) if question.qtype == QTYPE.PTR else None
+        if address is not None:
+            name = self.index.reverse(scope.network_ids, address)
             if name is None:
                 return None
             reply = reply_to(query)
@@ -315,7 +314,7 @@ class Resolver:
                 reply.add_answer(
                     RR(question.qname, QTYPE.A, rdata=A(str(address)), ttl=ANSWER_TTL)
                 )
-        # Any other type of a local name: NODATA (no IPv6 yet, no MX, TXT...).
+        # Any other type of a local name: NODATA (no IPv6 yet, no MX, TXT, PTR...).
         return reply
 
     # Forwarding

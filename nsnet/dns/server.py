@@ -40,6 +40,7 @@ LISTEN_PORT = 53
 TCP_BACKLOG = 128
 TCP_IDLE_SECONDS = 10.0  # a client connection with no query for this long is closed
 MAX_PENDING_FORWARDS = 512  # per sandbox; more queries waiting for upstreams are dropped
+MAX_TCP_CONNECTIONS = 64  # per sandbox; more open connections are closed at once
 CALL_TIMEOUT_SECONDS = 10.0  # for a thread waiting on the loop
 
 ScopeFunction = Callable[[], SandboxScope]
@@ -53,9 +54,9 @@ def open_listener_sockets(
     """A UDP socket and a listening TCP socket at ``address:port`` in the namespace, non-blocking.
 
     Made by a short-lived thread that enters the namespace; the calling thread never moves.
-    127.0.0.11 needs no address of its own: 127.0.0.0/8 is local on ``lo`` once ``lo`` is up
-    (a sandbox brings it up), and binding fails with "cannot assign requested address" while
-    it is down.
+    127.0.0.11 needs no address of its own: all of 127.0.0.0/8 is local on ``lo``. Binding
+    succeeds even while ``lo`` is down, but nothing reaches the address then, so the thread
+    checks for a route to it first (a sandbox brings ``lo`` up when it is made).
     """
     made: list[socket.socket] = []
     failure: list[BaseException] = []
@@ -63,6 +64,10 @@ def open_listener_sockets(
     def worker() -> None:
         try:
             with namespace.entered(netns_path):
+                # Connecting a UDP socket only looks the route up: ENETUNREACH when lo is down.
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                    probe.connect((address, port))
+
                 udp_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 made.append(udp_socket)
                 udp_socket.bind((address, port))
@@ -87,8 +92,8 @@ def open_listener_sockets(
         if isinstance(error, NsnetError):
             raise error
         cause = getattr(error, "strerror", None) or str(error)
-        if isinstance(error, OSError) and error.errno == errno.EADDRNOTAVAIL:
-            cause += f" ({address} is not local there: is lo up?)"
+        if isinstance(error, OSError) and error.errno in (errno.ENETUNREACH, errno.EADDRNOTAVAIL):
+            cause += f" ({address} is not reachable there: is lo up?)"
         raise Unavailable(
             f"cannot open DNS listener {address}:{port} in namespace '{netns_path}': {cause}"
         ) from error
@@ -130,7 +135,14 @@ class _UdpProtocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, client: tuple[str, int]) -> None:
         # Local answers are sent from here, without a task: they are most of the traffic.
         scope = self.sandbox.scope()
-        reply, pending = self.server.resolver.prepare(data, scope, UDP)
+        try:
+            reply, pending = self.server.resolver.prepare(data, scope, UDP)
+        except Exception as error:
+            # One bad query must cost one answer, not the listener; no traceback per packet.
+            log.warning(
+                "dns: container %s: query failed: %r", self.sandbox.container_id[:12], error
+            )
+            return
         if reply is not None:
             self.transport.sendto(reply, client)
             return
@@ -149,7 +161,13 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         task.add_done_callback(self.sandbox.forwards.discard)
 
     async def _forward(self, query, scope: SandboxScope, client: tuple[str, int]) -> None:
-        reply = await self.server.resolver.finish(query, scope, UDP)
+        try:
+            reply = await self.server.resolver.finish(query, scope, UDP)
+        except Exception as error:
+            log.warning(
+                "dns: container %s: query failed: %r", self.sandbox.container_id[:12], error
+            )
+            return
         if not self.transport.is_closing():
             self.transport.sendto(reply, client)
 
@@ -197,6 +215,7 @@ class DnsServer:
                     started.set()
                     loop.run_forever()
                     loop.run_until_complete(self._close_all())
+                    loop.run_until_complete(_cancel_remaining_tasks())
             except BaseException as error:  # reported by start() or logged
                 failure.append(error)
                 if not started.is_set():
@@ -251,8 +270,11 @@ class DnsServer:
     ) -> None:
         """Listen at 127.0.0.11:53 in the sandbox and answer with ``scope_function()``'s scope.
 
-        Serving a container that is already served replaces its sockets (after a restart).
+        Serving a container that is already served replaces its sockets: the old ones are
+        closed first, since they hold the address.
         """
+        if container_id in self._sandboxes:
+            self.remove_sandbox(container_id)
         udp_socket, tcp_socket = open_listener_sockets(netns_path)
         try:
             self.serve_sockets(container_id, udp_socket, tcp_socket, scope_function)
@@ -362,7 +384,7 @@ class DnsServer:
     async def _serve_connection(
         self, sandbox: _Sandbox, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        if sandbox.closed:
+        if sandbox.closed or len(sandbox.connections) >= MAX_TCP_CONNECTIONS:
             writer.close()
             return
         sandbox.connections.add(writer)
@@ -375,7 +397,13 @@ class DnsServer:
                 except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                     break
 
-                reply = await self.resolver.handle(data, sandbox.scope(), TCP)
+                try:
+                    reply = await self.resolver.handle(data, sandbox.scope(), TCP)
+                except Exception as error:
+                    log.warning(
+                        "dns: container %s: query failed: %r", sandbox.container_id[:12], error
+                    )
+                    break
                 if reply is None:
                     continue
                 writer.write(struct.pack("!H", len(reply)) + reply)
@@ -385,3 +413,12 @@ class DnsServer:
         finally:
             sandbox.connections.discard(writer)
             writer.close()
+
+
+async def _cancel_remaining_tasks() -> None:
+    """Cancel what still runs on the loop (connection handlers) so that it can close cleanly."""
+    current = asyncio.current_task()
+    remaining = [task for task in asyncio.all_tasks() if task is not current]
+    for task in remaining:
+        task.cancel()
+    await asyncio.gather(*remaining, return_exceptions=True)

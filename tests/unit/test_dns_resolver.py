@@ -170,6 +170,13 @@ def test_ptr_of_a_known_address_gives_its_name() -> None:
     assert [str(record.rdata) for record in reply.rr] == ["web.front."]
 
 
+def test_ptr_of_a_known_name_is_nodata() -> None:
+    reply = ask(make_resolver([FIRST], FakeUpstreams(**{"192_0_2_53": "answer"})), "web", "PTR")
+
+    assert reply.header.rcode == RCODE.NOERROR
+    assert reply.rr == []
+
+
 def test_ptr_of_an_address_on_another_network_is_forwarded() -> None:
     upstreams = FakeUpstreams(**{"192_0_2_53": "nxdomain"})
 
