@@ -24,11 +24,13 @@ import logging
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nsnet.dns.index import NameIndex
 from nsnet.dns.resolver import TCP, UDP, Resolver, SandboxScope
 from nsnet.errors import NsnetError, Unavailable
 from nsnet.kernel import namespace
@@ -41,6 +43,7 @@ TCP_BACKLOG = 128
 TCP_IDLE_SECONDS = 10.0  # a client connection with no query for this long is closed
 MAX_PENDING_FORWARDS = 512  # per sandbox; more queries waiting for upstreams are dropped
 MAX_TCP_CONNECTIONS = 64  # per sandbox; more open connections are closed at once
+OVERLOAD_LOG_INTERVAL_SECONDS = 2.0  # one warning per sandbox per interval, not one per query
 CALL_TIMEOUT_SECONDS = 10.0  # for a thread waiting on the loop
 
 ScopeFunction = Callable[[], SandboxScope]
@@ -113,6 +116,7 @@ class _Sandbox:
     connections: set[asyncio.StreamWriter] = field(default_factory=set)
     forwards: set[asyncio.Task] = field(default_factory=set)
     closed: bool = False
+    overload_logged_at: float = 0.0
 
     def scope(self) -> SandboxScope:
         try:
@@ -150,11 +154,14 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             return
 
         if len(self.sandbox.forwards) >= MAX_PENDING_FORWARDS:
-            log.warning(
-                "dns: container %s: over %d queries wait for upstreams; dropping one",
-                self.sandbox.container_id[:12],
-                MAX_PENDING_FORWARDS,
-            )
+            now = time.monotonic()
+            if now - self.sandbox.overload_logged_at > OVERLOAD_LOG_INTERVAL_SECONDS:
+                self.sandbox.overload_logged_at = now
+                log.warning(
+                    "dns: container %s: %d queries wait for upstreams; dropping more",
+                    self.sandbox.container_id[:12],
+                    MAX_PENDING_FORWARDS,
+                )
             return
         task = asyncio.get_running_loop().create_task(self._forward(pending, scope, client))
         self.sandbox.forwards.add(task)
@@ -185,7 +192,8 @@ class DnsServer:
         self._sandboxes: dict[str, _Sandbox] = {}
 
     @property
-    def index(self):
+    def index(self) -> NameIndex:
+        """The name index the server answers from (the engine writes to it)."""
         return self.resolver.index
 
     @property
