@@ -442,7 +442,9 @@ def run_attached(argv: list[str], interactive: bool, started: Callable[[int], No
     """
     import subprocess
 
-    forwarded = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+    # The terminal sends Ctrl-C and Ctrl-\ to the whole foreground group, the process too.
+    from_terminal = (signal.SIGINT, signal.SIGQUIT)
+    forwarded = (signal.SIGTERM, signal.SIGHUP)
     process = None
 
     def forward(number: int, frame: Any) -> None:
@@ -451,7 +453,8 @@ def run_attached(argv: list[str], interactive: bool, started: Callable[[int], No
 
     # A handler (not SIG_IGN) so that the child, whose handlers exec resets, keeps the default.
     previous = {number: signal.signal(number, forward) for number in forwarded}
-    previous[signal.SIGINT] = signal.signal(signal.SIGINT, lambda number, frame: None)
+    for number in from_terminal:
+        previous[number] = signal.signal(number, lambda number, frame: None)
     try:
         try:
             process = subprocess.Popen(argv, stdin=None if interactive else subprocess.DEVNULL)
@@ -746,7 +749,7 @@ def exec_command(
         )
     check_terminal(interactive, tty)
     path = f"/nsnet/containers/{quote_ref(container)}/enter"
-    argv = daemon_of(context).post(path, body={"Cmd": list(command)})["Argv"]
+    argv = daemon_of(context).post(path, body={"Cmd": list(command), "Running": True})["Argv"]
     return run_attached(argv, interactive, lambda pid: None)
 
 

@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from nsnet import API_VERSION, __version__
 from nsnet.api import schemas
 from nsnet.api.filters import filter_networks, parse_filters
-from nsnet.errors import InvalidArgument, NsnetError
+from nsnet.errors import Conflict, InvalidArgument, NsnetError
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +244,7 @@ def add_system_routes(app: FastAPI) -> None:
         details = {
             "ApiVersion": API_VERSION,
             "Arch": architecture(),
+            "Experimental": "false",
             "KernelVersion": kernel_version(),
             "MinAPIVersion": MIN_API_VERSION,
             "Os": "linux",
@@ -395,7 +396,11 @@ def add_container_routes(app: FastAPI, runner: EngineRunner) -> None:
                 schemas.ContainerSummaryOut.from_container(
                     container, engine.container_endpoints(container.id)
                 ).to_json()
-                for container in engine.list_containers(all=everything)
+                for container in sorted(
+                    engine.list_containers(all=everything),
+                    key=lambda container: container.created,
+                    reverse=True,  # newest first, as Docker lists them
+                )
             ]
 
         return json_response(await runner.run(gather))
@@ -449,7 +454,15 @@ def add_nsnet_routes(app: FastAPI, runner: EngineRunner) -> None:
         body = await read_body(request, schemas.EnterBody)
         if not body.cmd:
             raise InvalidArgument(f"cannot enter container '{ref}': Cmd is empty")
-        argv = await runner.run(engine.enter_command, ref, list(body.cmd))
+
+        def enter_command() -> list[str]:
+            if body.running:
+                container = engine.get_container(ref)
+                if container.state != "running":
+                    raise Conflict(f"Container {container.id} is not running")
+            return engine.enter_command(ref, list(body.cmd))
+
+        argv = await runner.run(enter_command)
         return json_response(schemas.EnterOut(argv=argv).to_json())
 
     @app.post("/nsnet/containers/{ref}/attach")

@@ -258,6 +258,8 @@ class ContainerCreateBody(DockerModel):
 
 class EnterBody(DockerModel):
     cmd: list[str] = Field(alias="Cmd")
+    # exec (rather than run's first process): the container must be running already.
+    running: bool | None = Field(None, alias="Running")
 
 
 class AttachBody(DockerModel):

@@ -160,6 +160,15 @@ def test_exec_passes_the_exit_status_through(nsnet) -> None:
     assert status == 4 and out == "hi\n"
 
 
+def test_exec_needs_a_running_container(nsnet) -> None:
+    nsnet("create", "--name", "c1", "true")
+
+    status, _, err = nsnet("exec", "c1", "true")
+
+    assert status == 1
+    assert err.startswith("Error response from daemon: Container ") and "is not running" in err
+
+
 def test_commands_stop_parsing_options_at_the_command(nsnet) -> None:
     status, out, _ = nsnet("run", "--rm", "sh", "-c", "echo -n x")
 
