@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network
 
 from nsnet import failpoints, ipam
+from nsnet.dns.registry import DnsRegistry, check_container_dns
 from nsnet.drivers import BridgeDriver, HostDriver, NullDriver
 from nsnet.errors import Conflict, Forbidden, InvalidArgument, NotFound, NsnetError
 from nsnet.firewall import ports as host_ports
@@ -96,8 +97,11 @@ def process_start_time(pid: int) -> int | None:
 
 
 class Engine:
-    def __init__(self, paths: Paths | None = None) -> None:
+    def __init__(self, paths: Paths | None = None, dns_servers: list[str] | None = None) -> None:
+        """``dns_servers``: upstream name servers for containers (default: the host's)."""
         self.paths = paths or Paths.from_env()
+        self.dns_servers = list(dns_servers or [])
+        self.dns: DnsRegistry | None = None
         self.store = None
         self.host: Netlink | None = None
         self.reaper: LinkReaper | None = None
@@ -129,6 +133,8 @@ class Engine:
         write_sysctl("net.ipv4.ip_forward", "1")
         log.info("enabled IPv4 forwarding in the host namespace")
         self._ensure_builtin_networks()
+        self.dns = DnsRegistry(self.dns_servers)
+        self.dns.start()
         self.reconcile()
         self._check_foreign_firewall()
 
@@ -139,6 +145,9 @@ class Engine:
             self.warnings.append(warning)
 
     def close(self) -> None:
+        if self.dns is not None:
+            self.dns.stop()
+            self.dns = None
         if self.reaper is not None:
             self.reaper.close()  # finishes the deletions already handed over
             self.reaper = None
@@ -227,6 +236,7 @@ class Engine:
 
         for container in containers.values():
             self._reconcile_container(container, networks, endpoints)
+            self._update_dns(container)
 
         # The tables are rendered whole from the store: a restart, or a ruleset flushed while
         # the daemon was down, is repaired here.
@@ -477,6 +487,19 @@ class Engine:
                 Binding(host_ip, port.host_port, port.protocol, host_ip, port.container_port, "")
             ] = container.name
 
+    def _update_dns(self, container: Container) -> None:
+        """Refresh the container's names, DNS listener and resolv.conf/hosts files."""
+        if container.shares_namespace_of:
+            return
+        try:
+            self.dns.update(
+                container,
+                self.container_endpoints(container.id),
+                self.paths.container_dir(container.id),
+            )
+        except (NsnetError, OSError) as error:
+            log.warning("container %s: cannot update its DNS: %s", container.name, error)
+
     def _flush_conntrack(self, address: IPv4Address) -> None:
         """Forget the flows of an address that is going away, so none outlives it."""
         try:
@@ -544,7 +567,8 @@ class Engine:
                 failpoints.hit("connect.ports")
                 self.firewall.add_bindings(self._bindings_of(container, endpoint))
             undo.pop_all()
-            return endpoint
+        self._update_dns(container)
+        return endpoint
 
     def _join(
         self,
@@ -662,6 +686,7 @@ class Engine:
             self.drivers[network.driver].leave(network, endpoint, container.netns_path)
             undo.pop_all()
         self._flush_conntrack(endpoint.address)
+        self._update_dns(container)
         log.info("container %s: disconnected from network %s", container.name, network.name)
 
     def _forget_endpoint(self, network: Network, endpoint: Endpoint) -> None:
@@ -707,7 +732,15 @@ class Engine:
             auto_remove=request.auto_remove,
             ports=[dataclasses.replace(port) for port in ports],
             labels=dict(request.labels),
+            dns=list(request.dns),
+            dns_search=list(request.dns_search),
+            dns_options=list(request.dns_options),
+            extra_hosts=list(request.extra_hosts),
         )
+        try:
+            check_container_dns(container)
+        except NsnetError as error:
+            raise InvalidArgument(f"cannot create container '{name}': {error}") from error
         if shared is not None:
             container.netns_path, container.uts_path = shared.netns_path, shared.uts_path
             container.hostname = shared.hostname
@@ -740,6 +773,7 @@ class Engine:
             failpoints.hit("create_container.commit")
             self.paths.container_dir(container.id).mkdir(mode=0o700, exist_ok=True)
             undo.pop_all()
+        self._update_dns(container)
         log.info("container %s created (%s, %s)", name, mode, container.id[:12])
         return container
 
@@ -894,7 +928,8 @@ class Engine:
         container = self.get_container(ref)
         if not command:
             raise InvalidArgument(f"cannot run in container '{container.name}': no command given")
-        directory = self.paths.container_dir(container.id)
+        # A container in another's namespace sees that one's resolv.conf and hosts.
+        directory = self.paths.container_dir(container.shares_namespace_of or container.id)
         return self.sandboxes.enter_argv(
             command,
             container.netns_path,
@@ -1034,6 +1069,7 @@ class Engine:
         # The records are gone; the kernel teardown goes on past failures and reports them
         # all (reconcile removes whatever is left, since every object carries nsnet's mark).
         self._watched.pop(container.id, None)
+        self.dns.forget(container)
         failures = []
         for network, endpoint in endpoints:
             try:

@@ -128,6 +128,10 @@ class Container:
     auto_remove: bool = False
     ports: list[PortBinding] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
+    dns: list[str] = field(default_factory=list)  # --dns
+    dns_search: list[str] = field(default_factory=list)  # --dns-search
+    dns_options: list[str] = field(default_factory=list)  # --dns-option
+    extra_hosts: list[str] = field(default_factory=list)  # --add-host name:address
     netns_path: str = ""  # bind-mounted network namespace ("" in host mode)
     uts_path: str = ""  # bind-mounted UTS namespace ("" in host mode)
 
@@ -154,3 +158,7 @@ class ContainerCreate:
     auto_remove: bool = False
     ports: list[PortBinding] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_options: list[str] = field(default_factory=list)
+    extra_hosts: list[str] = field(default_factory=list)

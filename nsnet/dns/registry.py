@@ -1,0 +1,133 @@
+"""What the engine tells the embedded DNS about containers, and each container's own files.
+
+The engine calls ``update`` whenever a container's endpoints change (create, connect,
+disconnect, restart) and ``forget`` when it goes. From the container's endpoints the registry
+derives everything else: the index entries (names on user-defined networks only, as in
+Docker: the default bridge has no name resolution), the scope the server answers with, whether
+the container's namespace needs a listener at 127.0.0.11, and the text of its resolv.conf and
+hosts files, which are rewritten in place so that bind mounts of them stay valid.
+"""
+
+import logging
+from pathlib import Path
+
+from nsnet.dns.files import (
+    container_resolv_conf,
+    parse_add_host,
+    read_host_resolv_conf,
+    render_hosts,
+    write_in_place,
+)
+from nsnet.dns.index import NameIndex
+from nsnet.dns.resolver import Resolver, SandboxScope, Upstream
+from nsnet.dns.server import DnsServer
+from nsnet.errors import NsnetError
+from nsnet.models import Container, Endpoint, Network
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BRIDGE = "bridge"
+
+
+class DnsRegistry:
+    def __init__(self, servers: list[str] | None = None) -> None:
+        """``servers``: the daemon's upstream name servers; None means the host's."""
+        self.host_conf = read_host_resolv_conf()
+        self.servers = list(servers or [])
+        upstreams = [Upstream.parse(server) for server in self.servers] or (
+            self.host_conf.upstreams()
+        )
+        self.server = DnsServer(Resolver(NameIndex(), upstreams))
+        self._scopes: dict[str, SandboxScope] = {}
+        self._indexed: dict[str, set[str]] = {}  # container id -> endpoint ids in the index
+
+    def start(self) -> None:
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def update(
+        self, container: Container, endpoints: list[tuple[Network, Endpoint]], files_dir: Path
+    ) -> None:
+        """Bring the index, the listener and the files in line with the container's endpoints."""
+        named = [(network, endpoint) for network, endpoint in endpoints if _named(network)]
+        dns = container_resolv_conf(
+            self.host_conf,
+            embedded=bool(named),
+            dns=container.dns or self.servers,
+            dns_search=container.dns_search,
+            dns_options=container.dns_options,
+        )
+
+        current = {endpoint.id for _, endpoint in named}
+        for endpoint_id in self._indexed.get(container.id, set()) - current:
+            self.server.index.remove(endpoint_id)
+        for network, endpoint in named:
+            self.server.index.add(
+                network.id,
+                endpoint.id,
+                [container.name, container.id[:12], *endpoint.aliases],
+                endpoint.address,
+                ptr_name=f"{container.name}.{network.name}",
+            )
+        self._indexed[container.id] = current
+
+        owns_namespace = container.network_mode != "host" and not container.shares_namespace_of
+        if named and owns_namespace:
+            self._scopes[container.id] = SandboxScope(
+                network_ids=frozenset(network.id for network, _ in named),
+                forwarding=any(not network.internal for network, _ in named),
+                upstreams=tuple(Upstream.parse(s) for s in container.dns) or None,
+            )
+            if container.id not in self.server.sandbox_ids():
+                self.server.add_sandbox(
+                    container.id, container.netns_path, self._scope_function(container.id)
+                )
+        elif container.id in self._scopes:
+            # The listener stays until the container goes (opening one costs milliseconds);
+            # with no user-defined network left it answers nothing and forwards nothing.
+            self._scopes[container.id] = _NOTHING
+
+        if container.network_mode == "host":
+            return  # the host's own files
+        files_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_in_place(files_dir / "resolv.conf", dns.text)
+        extra_hosts = [parse_add_host(entry) for entry in container.extra_hosts]
+        addresses = [str(endpoint.address) for _, endpoint in endpoints]
+        write_in_place(
+            files_dir / "hosts",
+            render_hosts(container.name, container.hostname, addresses, extra_hosts),
+        )
+
+    def _scope_function(self, container_id: str):
+        # Runs on the DNS thread for every query: a dictionary read, never the store.
+        def scope() -> SandboxScope:
+            return self._scopes.get(container_id, _NOTHING)
+
+        return scope
+
+    def forget(self, container: Container) -> None:
+        """Stop answering for a container: before its sandbox goes (a socket keeps it alive)."""
+        for endpoint_id in self._indexed.pop(container.id, set()):
+            self.server.index.remove(endpoint_id)
+        if self._scopes.pop(container.id, None) is not None:
+            try:
+                self.server.remove_sandbox(container.id)
+            except NsnetError as error:
+                log.warning("dns: cannot stop serving %s: %s", container.name, error)
+
+
+_NOTHING = SandboxScope(network_ids=frozenset(), forwarding=False)
+
+
+def _named(network: Network) -> bool:
+    """Whether containers on ``network`` find each other by name (user-defined networks)."""
+    return network.name != DEFAULT_BRIDGE and network.driver == "bridge"
+
+
+def check_container_dns(container: Container) -> None:
+    """Refuse malformed --dns, --add-host values before anything is made."""
+    container_resolv_conf(read_host_resolv_conf(), embedded=False, dns=container.dns)
+    for entry in container.extra_hosts:
+        parse_add_host(entry)
