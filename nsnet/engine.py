@@ -275,7 +275,7 @@ class Engine:
                     network,
                     endpoint,
                     container.netns_path,
-                    self._wants_default_route(container.id, network, exclude=endpoint.id),
+                    self._holds_default_route(mine, endpoint),
                 )
 
     def _recorded_start(self, container: Container) -> int | None:
@@ -650,6 +650,16 @@ class Engine:
             if endpoint.id != exclude and endpoint.gateway is not None:
                 return False
         return True
+
+    @staticmethod
+    def _holds_default_route(endpoints: list[Endpoint], endpoint: Endpoint) -> bool:
+        """Whether ``endpoint`` gives its container the default route.
+
+        That is the first of the container's endpoints (in the order they joined) that has a
+        gateway, whatever endpoints joined after it.
+        """
+        first = next((each for each in endpoints if each.gateway is not None), None)
+        return first is not None and first.id == endpoint.id
 
     def _new_host_ifname(self) -> str:
         taken = self.store.host_ifnames()
