@@ -117,6 +117,13 @@ class Engine:
 
     def open(self) -> None:
         """Open the store, make the built-in networks, and reconcile the kernel with the store."""
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
         from nsnet.store import Store
 
         self.paths.ensure()
@@ -156,8 +163,10 @@ class Engine:
         self._handles.clear()
         if self.host is not None:
             self.host.close()
+            self.host = None
         if self.store is not None:
             self.store.close()
+            self.store = None
 
     def _sandbox_netlink(self, netns_path: str) -> Netlink:
         """A cached netlink handle inside a sandbox (opening one costs milliseconds)."""
@@ -277,6 +286,9 @@ class Engine:
                     container.netns_path,
                     self._holds_default_route(mine, endpoint),
                 )
+            elif networks[endpoint.network_id].driver == "bridge":
+                # A bridge re-created above has no ports: plug the existing veth back in.
+                self.drivers["bridge"].reattach(networks[endpoint.network_id], endpoint)
 
     def _recorded_start(self, container: Container) -> int | None:
         value = container.labels.get("nsnet.process-start-time")
@@ -361,6 +373,8 @@ class Engine:
             subnet = ipam.choose_subnet(existing, self._host_routes())
             return [ipam.complete(IpamConfig(subnet=subnet), name)]
         config = ipam.complete(request.ipam[0], name)
+        # Docker 20.10 shows a gateway in inspect only when it was asked for.
+        config.gateway_chosen = request.ipam[0].gateway is None
         for other in existing:
             if config.subnet.overlaps(other):
                 raise Conflict(
@@ -548,12 +562,23 @@ class Engine:
         ip_address: str | None = None,
         aliases: list[str] | None = None,
     ) -> Endpoint:
+        container = self.get_container(container_ref)  # Docker reports the container first
         network = self.get_network(network_ref)
-        container = self.get_container(container_ref)
-        if container.network_mode in ("host", "none") or container.shares_namespace_of:
+        refusal = {
+            "host": "container cannot be disconnected from host network or connected to host "
+            "network",
+            "none": "container cannot be connected to multiple networks with one of the "
+            "networks in private (none) mode",
+        }.get(container.network_mode)
+        if container.shares_namespace_of:
+            refusal = (
+                "container sharing network namespace with another container or host cannot be "
+                "connected to any other network"
+            )
+        if refusal:
             raise Forbidden(
                 f"cannot connect container '{container.name}' to network '{network.name}': "
-                f"it is in '{container.network_mode}' network mode"
+                f"{refusal}"
             )
         if network.driver != "bridge":
             raise Forbidden(

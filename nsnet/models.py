@@ -27,6 +27,7 @@ class IpamConfig:
     gateway: IPv4Address | None = None
     ip_range: IPv4Network | None = None
     aux_addresses: dict[str, IPv4Address] = field(default_factory=dict)
+    gateway_chosen: bool = False  # nsnet chose the gateway of a subnet the user gave
 
 
 @dataclass

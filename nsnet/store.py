@@ -64,6 +64,7 @@ def _network(document: str) -> Network:
             gateway=IPv4Address(config["gateway"]) if config["gateway"] else None,
             ip_range=IPv4Network(config["ip_range"]) if config["ip_range"] else None,
             aux_addresses={k: IPv4Address(v) for k, v in config["aux_addresses"].items()},
+            gateway_chosen=config.get("gateway_chosen", False),
         )
         for config in fields["ipam"]
     ]

@@ -338,7 +338,9 @@ class NetworkResourceOut(Response):
             NetworkIpamConfigOut(
                 subnet=str(config.subnet),
                 ip_range=str(config.ip_range) if config.ip_range else None,
-                gateway=str(config.gateway) if config.gateway else None,
+                gateway=(
+                    str(config.gateway) if config.gateway and not config.gateway_chosen else None
+                ),
                 aux_addresses=(
                     {name: str(address) for name, address in config.aux_addresses.items()} or None
                 ),
