@@ -150,6 +150,25 @@ class BridgeDriver:
             endpoint.address,
         )
 
+    def reattach(self, network: Network, endpoint: Endpoint) -> None:
+        """Plug an endpoint's existing host end back into its bridge if it is not a port.
+
+        A bridge re-created at reconcile (deleted while nsnet was down) has lost its ports.
+        """
+        index = self.host.link_index(endpoint.host_ifname)
+        bridge_index = self.host.link_index(network.bridge_name)
+        if index is None or bridge_index is None:
+            return
+        if self.host.link(index)["master"] == bridge_index:
+            return
+        self.host.attach_to_bridge(index, bridge_index)
+        log.warning(
+            "network %s: veth %s plugged back into bridge %s",
+            network.name,
+            endpoint.host_ifname,
+            network.bridge_name,
+        )
+
     def leave(self, network: Network, endpoint: Endpoint, netns_path: str | None) -> None:
         """Unplug an endpoint at once; the kernel's slow veth deletion happens in the background.
 

@@ -305,6 +305,23 @@ class Netlink:
     def set_down(self, link: int | str) -> None:
         self._set_link(link, [], f"set link '{link}' down", 0, IFF_UP)
 
+    def attach_to_bridge(self, link: int | str, bridge_index: int) -> None:
+        """Make ``link`` an up port of the bridge at ``bridge_index``, hairpin mode on."""
+        self._set_link(
+            link,
+            [("IFLA_MASTER", bridge_index)],
+            f"attach link '{link}' to bridge {bridge_index}",
+            IFF_UP,
+            IFF_UP,
+        )
+        hairpin = [
+            ("IFLA_INFO_SLAVE_KIND", "bridge"),
+            ("IFLA_INFO_SLAVE_DATA", {"attrs": [(IFLA_BRPORT_MODE, 1)]}),
+        ]
+        self._set_link(
+            link, [("IFLA_LINKINFO", {"attrs": hairpin})], f"configure bridge port '{link}'"
+        )
+
     def rename(self, index: int, new_ifname: str) -> None:
         """Rename a link (the kernel wants it down first)."""
         self._set_link(
