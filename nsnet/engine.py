@@ -195,7 +195,8 @@ class Engine:
             self._create_network_record(
                 NetworkCreate(
                     name="bridge",
-                    ipam=[IpamConfig(subnet=subnet)],
+                    # The gateway is given, so inspect shows it as the article does.
+                    ipam=[IpamConfig(subnet=subnet, gateway=next(subnet.hosts()))],
                     options=dict(DEFAULT_BRIDGE_OPTIONS),
                 ),
                 builtin=True,
@@ -711,6 +712,9 @@ class Engine:
                 f"container {container.name} is not connected to network {network.name}"
             )
         bindings = self._bindings_of(container, endpoint)
+        gave_default_route = self._holds_default_route(
+            self.store.endpoints(container_id=container.id), endpoint
+        )
         with self.store.transaction(), contextlib.ExitStack() as undo:
             self._forget_endpoint(network, endpoint)
             if network.name == container.network_mode and bindings:
@@ -720,9 +724,27 @@ class Engine:
             # Last step: if it fails, the records come back and a retry finds the interface.
             self.drivers[network.driver].leave(network, endpoint, container.netns_path)
             undo.pop_all()
+        if gave_default_route:
+            self._move_default_route(container)
         self._flush_conntrack(endpoint.address)
         self._update_dns(container)
         log.info("container %s: disconnected from network %s", container.name, network.name)
+
+    def _move_default_route(self, container: Container) -> None:
+        """Route by the next endpoint with a gateway once the one that gave the route left.
+
+        As Docker does; the disconnect itself is done, so a failure here is only logged.
+        """
+        endpoints = self.store.endpoints(container_id=container.id)
+        successor = next((each for each in endpoints if each.gateway is not None), None)
+        if successor is None:
+            return
+        try:
+            sandbox = self._sandbox_netlink(container.netns_path)
+            index = sandbox.link_index(successor.container_ifname)
+            sandbox.add_default_route(successor.gateway, index)
+        except NsnetError as error:
+            log.warning("container %s: cannot move its default route: %s", container.name, error)
 
     def _forget_endpoint(self, network: Network, endpoint: Endpoint) -> None:
         """Release the endpoint's address and delete its record (inside a transaction)."""
