@@ -1067,6 +1067,18 @@ class Engine:
             self._mark_exited(container, 128 + signal.SIGKILL)
         return container
 
+    def signal_container(self, ref: str, signum: int) -> Container:
+        """Send ``signum`` to the container's process and return at once.
+
+        For callers that wait themselves (the daemon polls ``reap()`` and ``get_container``
+        rather than hold the engine's thread for a whole stop timeout). A container that is
+        not running is returned unchanged.
+        """
+        container = self.get_container(ref)
+        if container.state == "running":
+            self._signal(container, signum)
+        return container
+
     def _signal(self, container: Container, signum: int) -> None:
         pid, start_time = self._watched.get(container.id, (container.pid, None))
         if start_time is not None and process_start_time(pid) != start_time:
