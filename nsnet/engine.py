@@ -488,7 +488,9 @@ class Engine:
         published = self._published(exclude=container.id)
         for port in container.ports:
             host_ip = IPv4Address(port.host_ip or "0.0.0.0")
-            host_ports.check_protocol_supported(port.protocol)
+            host_ports.check_protocol_supported(
+                port.protocol, f"{port.container_port}/{port.protocol}"
+            )
             if port.host_port and port.host_port_last > port.host_port:
                 port.host_port = host_ports.choose_host_port(
                     port.protocol, host_ip, published, port.host_port, port.host_port_last
