@@ -378,9 +378,23 @@ def container_body(options: dict, command: tuple[str, ...]) -> dict:
             "PublishAllPorts": bool(options["publish_all"]),
             "AutoRemove": bool(options.get("rm")),
             "Sysctls": parse_key_values(options["sysctl"], "--sysctl", need_value=True),
+            "Dns": list(options["dns"]),
+            "DnsOptions": list(options["dns_option"]),
+            "DnsSearch": list(options["dns_search"]),
+            "ExtraHosts": [extra_host(text) for text in options["add_host"]] or None,
         },
         "NetworkingConfig": {"EndpointsConfig": endpoints},
     }
+
+
+def extra_host(text: str) -> str:
+    """``--add-host`` as the API's ``name:address``; docker also takes ``name=address``."""
+    name, equals, address = text.partition("=")
+    if equals:
+        return f"{name}:{address}"
+    if ":" not in text:
+        raise click.BadParameter(f"'{text}': expected host:ip", param_hint="--add-host")
+    return text
 
 
 def container_options(function: Callable) -> Callable:
@@ -393,6 +407,12 @@ def container_options(function: Callable) -> Callable:
         click.option("-h", "--hostname", help="Container host name"),
         click.option("--sysctl", multiple=True, help="Sysctl options (key=value)"),
         click.option("--network-alias", multiple=True, help="Add network-scoped alias"),
+        click.option("--dns", multiple=True, help="Set custom DNS servers"),
+        click.option("--dns-search", multiple=True, help="Set custom DNS search domains"),
+        click.option("--dns-option", multiple=True, help="Set DNS options"),
+        click.option(
+            "--add-host", multiple=True, help="Add a custom host-to-IP mapping (host:ip)"
+        ),
         click.option("-p", "--publish", multiple=True, help="Publish a container's port(s)"),
         click.option(
             "-P", "--publish-all", is_flag=True, help="Publish all exposed ports to random ports"
@@ -930,34 +950,49 @@ def format_port_lines(ports: dict[str, list[dict] | None], private_port: str | N
 @cli.command("info", context_settings=CONTEXT)
 @click.pass_context
 def info(context: click.Context) -> None:
-    """Display the daemon's version, paths and counts."""
+    """Display the daemon's version, paths, counts, firewall state and warnings."""
     daemon = daemon_of(context)
     version = daemon.get("/version")
     details = daemon.get("/info")
+    click.echo(format_info(daemon.socket_path, version, details), nl=False)
+    # Docker prints its warnings on stderr, after the rest.
+    for warning in details.get("Warnings") or []:
+        click.echo(f"WARNING: {warning}", err=True)
+
+
+def format_info(socket_path: str, version: dict, details: dict) -> str:
+    """``info``'s text from ``GET /version`` and ``GET /info``."""
+    nsnet = details.get("Nsnet") or {}
+    firewall = nsnet.get("Firewall") or {}
     api_version = version.get("ApiVersion", "")
     minimum = version.get("MinAPIVersion", "")
     rows = [
         ("Client", ""),
         (" Version", __version__),
-        (" Host", f"unix://{daemon.socket_path}"),
+        (" Host", f"unix://{socket_path}"),
         ("Server", ""),
         (" Version", version.get("Version", "")),
-        (
-            " API version",
-            f"{api_version} (minimum version {minimum})",
-        ),
+        (" API version", f"{api_version} (minimum version {minimum})"),
         (" Kernel version", details.get("KernelVersion", "")),
-        (" State directory", details.get("StateDir", "")),
-        (" Runtime directory", details.get("RunDir", "")),
-        (" Socket", details.get("Socket", "")),
-        (" Daemon log", details.get("DaemonLog", "")),
+        (" State directory", nsnet.get("StateDirectory", "")),
+        (" Runtime directory", nsnet.get("RunDirectory", "")),
+        (" Socket", nsnet.get("Socket", "")),
+        (" Daemon log", nsnet.get("DaemonLog", "")),
         (" Networks", str(details.get("Networks", ""))),
         (" Containers", str(details.get("Containers", ""))),
         ("  Running", str(details.get("ContainersRunning", ""))),
         ("  Stopped", str(details.get("ContainersStopped", ""))),
+        (" Firewall", ""),
+        ("  Tables", ", ".join(firewall.get("Tables") or []) or "none"),
+        ("  Rules", str(firewall.get("Rules", 0))),
     ]
-    for label, value in rows:
-        click.echo(f"{label}: {value}" if value else f"{label}:")
+    elements = firewall.get("Elements") or {}
+    if elements:
+        rows.append(("  Elements", ""))
+        rows += [(f"   {name}", str(count)) for name, count in sorted(elements.items())]
+    warnings = details.get("Warnings") or []
+    rows.append((" Warnings", str(len(warnings))))
+    return "".join(f"{label}: {value}\n" if value else f"{label}:\n" for label, value in rows)
 
 
 @cli.command("version", context_settings=CONTEXT)

@@ -1,6 +1,6 @@
 """nsnetd: the daemon serving nsnet's API on a unix socket.
 
-    nsnetd [--root DIR] [--host unix://PATH] [--log-level LEVEL] [--debug]
+    nsnetd [--root DIR] [--host unix://PATH] [--dns ADDR]... [--log-level LEVEL] [--debug]
 
 One daemon per state directory: the pid file is held locked while the daemon runs, and a socket
 that still answers ``_ping`` is never taken over. A stale socket (its daemon gone) is removed.
@@ -8,6 +8,10 @@ The socket is made with mode 0660 (root and its group). SIGTERM and SIGINT stop 
 close the engine; processes started with ``run -d`` are not stopped: they keep running and the
 next daemon adopts them. Logs go to stderr (the CLI's automatic start sends them to
 ``Paths.daemon_log``).
+
+``--dns`` (repeatable, as dockerd's) names the upstream name servers the embedded DNS forwards
+to and that containers on the default bridge use; without it ``NSNET_DNS`` (comma-separated)
+does, and without either the host's own resolv.conf.
 """
 
 import argparse
@@ -24,12 +28,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from nsnet import __version__
-from nsnet.errors import Conflict, NsnetError, Unavailable
+from nsnet.errors import Conflict, InvalidArgument, NsnetError, Unavailable
 from nsnet.paths import Paths
 
 log = logging.getLogger("nsnet.daemon")
 
 SOCKET_MODE = 0o660
+DNS_ENV = "NSNET_DNS"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -48,6 +53,14 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         help="the socket to serve, unix://PATH (default: nsnetd.sock in the runtime directory)",
     )
     parser.add_argument(
+        "--dns",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="an upstream DNS server for containers, repeatable (default: $NSNET_DNS, a"
+        " comma-separated list, else the host's resolv.conf)",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=("debug", "info", "warning", "error", "critical"),
@@ -56,6 +69,22 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--debug", action="store_true", help="log at debug level, with requests")
     parser.add_argument("--version", action="version", version=f"nsnetd {__version__}")
     return parser.parse_args(argv)
+
+
+def dns_servers(flags: list[str], environment: dict[str, str]) -> list[str]:
+    """The upstream servers: ``--dns`` flags, else ``NSNET_DNS``; each checked."""
+    from nsnet.dns.resolver import Upstream
+
+    servers = list(flags)
+    if not servers:
+        servers = [item.strip() for item in environment.get(DNS_ENV, "").split(",")]
+    servers = [server for server in servers if server]
+    for server in servers:
+        try:
+            Upstream.parse(server)
+        except NsnetError as error:
+            raise InvalidArgument(f"cannot start nsnetd: --dns: {error}") from error
+    return servers
 
 
 def socket_path_from_host(host: str) -> Path:
@@ -134,7 +163,9 @@ def remove_socket(path: Path, inode: int) -> None:
             path.unlink()
 
 
-def serve(paths: Paths, socket_path: Path, debug: bool, log_level: str) -> int:
+def serve(
+    paths: Paths, socket_path: Path, debug: bool, log_level: str, dns: list[str] | None = None
+) -> int:
     """Run the API server until SIGTERM/SIGINT; return the exit status."""
     import uvicorn
 
@@ -156,7 +187,9 @@ def serve(paths: Paths, socket_path: Path, debug: bool, log_level: str) -> int:
                 for number, handler in previous.items():
                     signal.signal(number, handler)
 
-    engine = Engine(paths)
+    engine = Engine(paths, dns_servers=dns)
+    if dns:
+        log.info("upstream DNS servers for containers: %s", ", ".join(dns))
     config = uvicorn.Config(
         create_app(engine),
         log_config=None,
@@ -203,8 +236,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         socket_path = socket_path_from_host(options.host) if options.host else paths.socket
+        dns = dns_servers(options.dns, dict(os.environ))
         paths.ensure()
-        return serve(paths, socket_path, options.debug, level)
+        return serve(paths, socket_path, options.debug, level, dns)
     except NsnetError as error:
         log.error("%s", error)
         return 1

@@ -12,6 +12,8 @@ import logging
 import os
 import platform
 import re
+import signal
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -26,12 +28,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from nsnet import API_VERSION, __version__
 from nsnet.api import schemas
 from nsnet.api.filters import filter_networks, parse_filters
-from nsnet.errors import Conflict, InvalidArgument, NsnetError
+from nsnet.errors import Conflict, InvalidArgument, NotFound, NsnetError
 
 log = logging.getLogger(__name__)
 
 MIN_API_VERSION = "1.12"
 REAP_INTERVAL = 0.5
+STOP_POLL_INTERVAL = 0.05  # how often a stop looks whether the process has ended
+KILL_WAIT = 5.0  # how long a SIGKILLed process may take to be gone before it counts as killed
 
 # /v1.41/networks -> /networks; Docker accepts any version here within its range, nsnet any.
 VERSION_PREFIX = re.compile(r"^/v[0-9]+(\.[0-9]+)?(?=/)")
@@ -269,6 +273,8 @@ def add_system_routes(app: FastAPI) -> None:
         engine = runner.engine
 
         def gather() -> dict:
+            # StateDirectory, RunDirectory, Firewall {Tables, Rules, Elements}, Warnings
+            details = dict(engine.info())
             containers = engine.list_containers(all=True)
             running = sum(1 for container in containers if container.state == "running")
             return {
@@ -288,10 +294,13 @@ def add_system_routes(app: FastAPI) -> None:
                 "NCPU": os.cpu_count() or 1,
                 "DockerRootDir": str(engine.paths.state_dir),
                 "Networks": len(engine.list_networks()),
-                "StateDir": str(engine.paths.state_dir),
-                "RunDir": str(engine.paths.run_dir),
-                "Socket": str(engine.paths.socket),
-                "DaemonLog": str(engine.paths.daemon_log),
+                # Docker's own list of warnings; nsnet's details under a key of their own.
+                "Warnings": list(details.pop("Warnings", [])),
+                "Nsnet": {
+                    **details,
+                    "Socket": str(engine.paths.socket),
+                    "DaemonLog": str(engine.paths.daemon_log),
+                },
             }
 
         return json_response(await runner.run(gather))
@@ -424,19 +433,23 @@ def add_container_routes(app: FastAPI, runner: EngineRunner) -> None:
     @app.post("/containers/{ref}/stop")
     async def stop_container(ref: str, request: Request) -> Response:
         timeout = query_int(request, "t", 10)
-
-        def stop() -> bool:
-            if engine.get_container(ref).state != "running":
-                return False
-            engine.stop_container(ref, timeout=timeout)
-            return True
-
-        stopped = await runner.run(stop)
-        return Response(status_code=204 if stopped else 304)
+        container = await runner.run(engine.get_container, ref)
+        if container.state != "running":
+            return Response(status_code=304)
+        # Docker waits for ever when t is negative.
+        await stop_process(runner, container.id, None if timeout < 0 else timeout)
+        return Response(status_code=204)
 
     @app.delete("/containers/{ref}")
     async def remove_container(ref: str, request: Request) -> Response:
-        await runner.run(engine.remove_container, ref, force=query_bool(request, "force"))
+        force = query_bool(request, "force")
+        if force:
+            # Killed here rather than inside remove_container, which would hold the engine's
+            # thread while the process goes. Docker's rm -f kills without a SIGTERM first.
+            container = await runner.run(engine.get_container, ref)
+            if container.state == "running":
+                await stop_process(runner, container.id, 0)
+        await runner.run(engine.remove_container, ref, force=force)
         log.info("container %s removed", ref)
         return Response(status_code=204)
 
@@ -444,6 +457,53 @@ def add_container_routes(app: FastAPI, runner: EngineRunner) -> None:
     async def container_logs(ref: str) -> Response:
         output = await runner.run(engine.logs, ref)
         return Response(content=output, media_type="application/octet-stream")
+
+
+async def stop_process(runner: EngineRunner, container_id: str, timeout: float | None) -> None:
+    """Stop a container's process as Docker does: SIGTERM, then SIGKILL after ``timeout`` s.
+
+    The engine only sends the signals; the waiting happens here, on the event loop, polling
+    ``reap()``, so other requests keep being served meanwhile. ``timeout`` 0 kills at once;
+    None waits for the SIGTERM to work however long it takes. A process still there
+    ``KILL_WAIT`` s after its SIGKILL is recorded as killed.
+    """
+    engine = runner.engine
+    if timeout != 0:
+        await runner.run(engine.signal_container, container_id, signal.SIGTERM)
+        if await wait_for_exit(runner, container_id, timeout):
+            return
+        log.info(
+            "container %s: no exit %s s after SIGTERM, killing it", container_id[:12], timeout
+        )
+    await runner.run(engine.signal_container, container_id, signal.SIGKILL)
+    if await wait_for_exit(runner, container_id, KILL_WAIT):
+        return
+    log.warning(
+        "container %s: still there %s s after SIGKILL; recorded as killed",
+        container_id[:12],
+        KILL_WAIT,
+    )
+    await runner.run(engine.process_exited, container_id, 128 + signal.SIGKILL)
+
+
+async def wait_for_exit(runner: EngineRunner, container_id: str, timeout: float | None) -> bool:
+    """Whether the container's process ended within ``timeout`` s (None: no limit)."""
+    engine = runner.engine
+
+    def ended() -> bool:
+        engine.reap()
+        try:
+            return engine.get_container(container_id).state != "running"
+        except NotFound:
+            return True  # removed meanwhile (an --rm container once its process ended)
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        if await runner.run(ended):
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(STOP_POLL_INTERVAL)
 
 
 def add_nsnet_routes(app: FastAPI, runner: EngineRunner) -> None:

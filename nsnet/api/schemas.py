@@ -195,6 +195,10 @@ class HostConfigBody(DockerModel):
     publish_all_ports: bool | None = Field(None, alias="PublishAllPorts")
     auto_remove: bool | None = Field(None, alias="AutoRemove")
     sysctls: dict[str, str] | None = Field(None, alias="Sysctls")
+    dns: list[str] | None = Field(None, alias="Dns")
+    dns_options: list[str] | None = Field(None, alias="DnsOptions")
+    dns_search: list[str] | None = Field(None, alias="DnsSearch")
+    extra_hosts: list[str] | None = Field(None, alias="ExtraHosts")
 
 
 class NetworkingConfigBody(DockerModel):
@@ -253,6 +257,10 @@ class ContainerCreateBody(DockerModel):
                 bool(host_config.publish_all_ports),
             ),
             labels=dict(self.labels or {}),
+            dns=list(host_config.dns or []),
+            dns_search=list(host_config.dns_search or []),
+            dns_options=list(host_config.dns_options or []),
+            extra_hosts=list(host_config.extra_hosts or []),
         )
 
 
@@ -410,11 +418,20 @@ class HostConfigOut(Response):
     network_mode: str = Field(alias="NetworkMode")
     port_bindings: dict[str, list[PortBindingOut]] = Field(alias="PortBindings")
     auto_remove: bool = Field(alias="AutoRemove")
+    dns: list[str] = Field(default_factory=list, alias="Dns")
+    dns_options: list[str] = Field(default_factory=list, alias="DnsOptions")
+    dns_search: list[str] = Field(default_factory=list, alias="DnsSearch")
+    extra_hosts: list[str] | None = Field(None, alias="ExtraHosts")  # null when none, as Docker
     sysctls: dict[str, str] | None = Field(None, alias="Sysctls")
 
     @model_serializer(mode="wrap")
     def _omit_unset(self, handler):
-        return {key: value for key, value in handler(self).items() if value is not None}
+        # Docker's Sysctls is omitempty; ExtraHosts is printed as null.
+        return {
+            key: value
+            for key, value in handler(self).items()
+            if value is not None or key == "ExtraHosts"
+        }
 
 
 class ContainerConfigOut(Response):
@@ -531,6 +548,10 @@ class ContainerInspectOut(Response):
                 network_mode=container.network_mode,
                 port_bindings=ports,
                 auto_remove=container.auto_remove,
+                dns=list(container.dns),
+                dns_options=list(container.dns_options),
+                dns_search=list(container.dns_search),
+                extra_hosts=list(container.extra_hosts) or None,
                 sysctls=dict(container.sysctls) or None,
             ),
             config=ContainerConfigOut(
@@ -663,17 +684,26 @@ def parse_port_key(key: str) -> tuple[int, str]:
     return int(port_text), protocol
 
 
-def parse_host_port(text: str | None, key: str) -> int:
-    """A binding's HostPort: "" means any free port (0)."""
+def parse_host_port(text: str | None, key: str) -> tuple[int, int]:
+    """A binding's HostPort as (first, last): "" is any free port (0, 0); "8000-8010" any
+    free port of that range (8000, 8010); "8080" just that port (8080, 0)."""
     if not text:
-        return 0
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        # TODO: host port ranges ("8000-8010") are not supported yet; Docker picks one of them.
+        return 0, 0
+    first_text, dash, last_text = text.strip().partition("-")
+    numbers = [first_text, last_text] if dash else [first_text]
+    if not all(number.isdigit() and 0 < int(number) < 65536 for number in numbers):
         raise InvalidArgument(
             f"invalid HostConfig.PortBindings[{key}]: host port '{text}' is not a port number"
-            " between 1 and 65535"
+            " between 1 and 65535, or a range of them (8000-8010)"
         )
-    return int(text)
+    first = int(first_text)
+    last = int(last_text) if dash else first
+    if last < first:
+        raise InvalidArgument(
+            f"invalid HostConfig.PortBindings[{key}]: host port range '{text}' ends before it"
+            " starts"
+        )
+    return first, (last if last > first else 0)
 
 
 def port_bindings(
@@ -688,12 +718,14 @@ def port_bindings(
         for entry in entries or [PortBindingBody()]:
             host_ip = entry.host_ip or "0.0.0.0"
             parse_ipv4_address(host_ip, f"HostConfig.PortBindings[{key}].HostIp")
+            host_port, host_port_last = parse_host_port(entry.host_port, key)
             result.append(
                 PortBinding(
                     container_port=container_port,
                     protocol=protocol,
                     host_ip=host_ip,
-                    host_port=parse_host_port(entry.host_port, key),
+                    host_port=host_port,
+                    host_port_last=host_port_last,
                 )
             )
 

@@ -181,6 +181,63 @@ def test_prune_reports_the_names_it_removed(client: Client) -> None:
     assert client.post("/networks/prune") == {"NetworksDeleted": []}
 
 
+def test_stop_kills_after_the_timeout_and_serves_others_meanwhile(
+    client: Client, engine: FakeEngine
+) -> None:
+    client.post(
+        "/containers/create",
+        {"Cmd": ["sleep", "100"], "Labels": {"fake.ignores": "SIGTERM"}},
+        query={"name": "stubborn"},
+    )
+    client.request("POST", "/containers/stubborn/start")
+    answers = []
+
+    def ping_while_stopping() -> None:
+        time.sleep(0.3)
+        started = time.monotonic()
+        answers.append((client.ping(timeout=5), time.monotonic() - started))
+
+    pinger = threading.Thread(target=ping_while_stopping)
+    pinger.start()
+    started = time.monotonic()
+    status, _ = client.request("POST", "/containers/stubborn/stop", query={"t": "1"})
+    elapsed = time.monotonic() - started
+    pinger.join()
+
+    assert status == 204
+    assert 1 <= elapsed < 3
+    assert client.get("/containers/stubborn/json")["State"]["ExitCode"] == 137
+    assert answers[0][0] and answers[0][1] < 0.5  # the engine's thread was free
+    assert "stop_container" not in engine.calls
+    signals = [call for call in engine.calls if call.startswith("signal_container")]
+    assert signals == ["signal_container 15", "signal_container 9"]
+
+
+def test_rm_force_kills_without_a_sigterm(client: Client, engine: FakeEngine) -> None:
+    client.post("/containers/create", {"Cmd": ["sleep", "100"]}, query={"name": "c1"})
+    client.request("POST", "/containers/c1/start")
+
+    client.delete("/containers/c1", query={"force": "1"})
+
+    assert [call for call in engine.calls if call.startswith("signal_container")] == [
+        "signal_container 9"
+    ]
+    with pytest.raises(NotFound):
+        client.get("/containers/c1/json")
+
+
+def test_info_carries_the_engines_warnings_and_firewall(client: Client) -> None:
+    info = client.get("/info")
+
+    assert info["Warnings"] == ["a fake warning"]
+    assert info["Nsnet"]["StateDirectory"] == "/fake/lib"
+    assert info["Nsnet"]["Firewall"] == {
+        "Tables": ["inet nsnet", "bridge nsnet"],
+        "Rules": 12,
+        "Elements": {"inet nsnet bridges": 1},
+    }
+
+
 def test_a_container_life_cycle(client: Client) -> None:
     created = client.post("/containers/create", {"Cmd": ["sleep", "5"]}, query={"name": "c1"})
     assert created["Warnings"] == []

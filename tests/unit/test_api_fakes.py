@@ -10,6 +10,7 @@ Other test modules import these with ``from test_api_fakes import ...``.
 import contextlib
 import hashlib
 import itertools
+import signal
 import socket
 import tempfile
 import threading
@@ -293,6 +294,29 @@ class FakeEngine:
     def stop_container(self, ref: str, timeout: float = 10) -> Container:
         self._called("stop_container")
         return self._set(self.get_container(ref), state="exited", pid=0, exit_code=137)
+
+    def signal_container(self, ref: str, signum: int) -> Container:
+        """The fake process ends on any signal, but ignores SIGTERM when labelled so."""
+        self._called(f"signal_container {signum}")
+        container = self.get_container(ref)
+        if container.state != "running":
+            return container
+        if signum == signal.SIGTERM and container.labels.get("fake.ignores") == "SIGTERM":
+            return container
+        return self._set(container, state="exited", pid=0, exit_code=128 + signum)
+
+    def info(self) -> dict:
+        self._called("info")
+        return {
+            "StateDirectory": str(self.paths.state_dir),
+            "RunDirectory": str(self.paths.run_dir),
+            "Firewall": {
+                "Tables": ["inet nsnet", "bridge nsnet"],
+                "Rules": 12,
+                "Elements": {"inet nsnet bridges": 1},
+            },
+            "Warnings": ["a fake warning"],
+        }
 
     def remove_container(self, ref: str, force: bool = False) -> None:
         self._called("remove_container")

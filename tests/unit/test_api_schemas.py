@@ -296,12 +296,45 @@ def test_a_network_named_only_in_endpoints_config_is_used() -> None:
     assert body.to_request(None).network == "back"
 
 
+def test_a_host_port_range_asks_for_any_free_port_of_it() -> None:
+    bindings = {
+        "80/tcp": [{"HostPort": "8000-8010"}],
+        "81/tcp": [{"HostPort": "8020-8020"}],
+    }
+    body = schemas.ContainerCreateBody.model_validate(
+        {"Cmd": ["true"], "HostConfig": {"PortBindings": bindings}}
+    )
+
+    assert body.to_request(None).ports == [
+        PortBinding(container_port=80, host_port=8000, host_port_last=8010),
+        PortBinding(container_port=81, host_port=8020, host_port_last=0),
+    ]
+
+
+def test_dns_fields_of_host_config_reach_the_request() -> None:
+    host_config = {
+        "Dns": ["192.0.2.53"],
+        "DnsOptions": ["ndots:2"],
+        "DnsSearch": ["example.test"],
+        "ExtraHosts": ["db:203.0.113.5"],
+    }
+    body = schemas.ContainerCreateBody.model_validate({"Cmd": ["true"], "HostConfig": host_config})
+
+    request = body.to_request(None)
+
+    assert request.dns == ["192.0.2.53"] and request.dns_options == ["ndots:2"]
+    assert request.dns_search == ["example.test"]
+    assert request.extra_hosts == ["db:203.0.113.5"]
+
+
 @pytest.mark.parametrize(
     "bindings, message",
     [
         ({"80/icmp": []}, "unknown protocol 'icmp'"),
         ({"0/tcp": []}, "not a port number"),
-        ({"80/tcp": [{"HostPort": "8000-8010"}]}, "host port '8000-8010'"),
+        ({"80/tcp": [{"HostPort": "80000"}]}, "host port '80000'"),
+        ({"80/tcp": [{"HostPort": "8010-8000"}]}, "ends before it starts"),
+        ({"80/tcp": [{"HostPort": "8000-"}]}, "host port '8000-'"),
         ({"80/tcp": [{"HostIp": "::1", "HostPort": "80"}]}, "IPv6 is not supported yet"),
     ],
 )
@@ -329,6 +362,9 @@ def test_a_container_renders_as_docker_inspect_does() -> None:
     assert data["HostConfig"]["PortBindings"] == {
         "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]
     }
+    # As Docker prints them for a container created without DNS flags.
+    assert data["HostConfig"]["Dns"] == [] and data["HostConfig"]["DnsSearch"] == []
+    assert data["HostConfig"]["DnsOptions"] == [] and data["HostConfig"]["ExtraHosts"] is None
     settings = data["NetworkSettings"]
     assert settings["SandboxKey"] == "/run/nsnet/netns/f6a5873d7225"
     assert settings["Ports"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}

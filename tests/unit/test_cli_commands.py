@@ -215,6 +215,17 @@ def test_info_shows_the_daemons_paths(nsnet) -> None:
     assert " State directory: /fake/lib" in out and " API version: 1.41" in out
 
 
+def test_info_shows_the_firewall_and_every_warning(nsnet) -> None:
+    status, out, err = nsnet("info")
+
+    assert status == 0
+    assert "  Tables: inet nsnet, bridge nsnet\n" in out
+    assert "  Rules: 12\n" in out
+    assert "   inet nsnet bridges: 1\n" in out
+    assert " Warnings: 1\n" in out
+    assert err == "WARNING: a fake warning\n"
+
+
 def test_without_a_daemon_the_error_names_the_socket(
     tmp_path: Path, capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -132,6 +132,10 @@ def run_options(**overrides) -> dict:
         "hostname": None,
         "sysctl": (),
         "network_alias": (),
+        "dns": (),
+        "dns_search": (),
+        "dns_option": (),
+        "add_host": (),
         "publish": (),
         "publish_all": False,
         "expose": (),
@@ -170,9 +174,42 @@ def test_run_flags_become_a_docker_container_create_body() -> None:
         "PublishAllPorts": False,
         "AutoRemove": True,
         "Sysctls": {"net.ipv4.ip_forward": "1"},
+        "Dns": [],
+        "DnsOptions": [],
+        "DnsSearch": [],
+        "ExtraHosts": None,
     }
     endpoint = {"IPAMConfig": {"IPv4Address": "10.9.0.9"}, "Aliases": ["www"]}
     assert body["NetworkingConfig"] == {"EndpointsConfig": {"front": endpoint}}
+
+
+def test_dns_flags_become_dockers_host_config_fields() -> None:
+    options = run_options(
+        dns=("192.0.2.53", "198.51.100.53"),
+        dns_search=("example.test",),
+        dns_option=("timeout:1", "attempts:2"),
+        add_host=("db:203.0.113.5", "cache=203.0.113.6"),
+    )
+
+    host_config = cli.container_body(options, ("true",))["HostConfig"]
+
+    assert host_config["Dns"] == ["192.0.2.53", "198.51.100.53"]
+    assert host_config["DnsSearch"] == ["example.test"]
+    assert host_config["DnsOptions"] == ["timeout:1", "attempts:2"]
+    assert host_config["ExtraHosts"] == ["db:203.0.113.5", "cache:203.0.113.6"]
+
+
+def test_an_add_host_needs_an_address() -> None:
+    with pytest.raises(click.BadParameter, match="host:ip"):
+        cli.container_body(run_options(add_host=("lonely",)), ("true",))
+
+
+def test_a_host_port_range_for_one_container_port_is_passed_through() -> None:
+    body = cli.container_body(run_options(publish=("8000-8010:80",)), ("true",))
+
+    assert body["HostConfig"]["PortBindings"] == {
+        "80/tcp": [{"HostIp": "", "HostPort": "8000-8010"}]
+    }
 
 
 def test_without_a_network_the_container_goes_on_the_default_bridge() -> None:
