@@ -32,6 +32,9 @@ HOST_ADDRESS = IPv4Address("192.0.2.1")
 OUTSIDE_ADDRESS = IPv4Address("192.0.2.100")
 PREFIXLEN = 24
 START_TIMEOUT = 10.0
+# The daemon's upstream name server: an outside address, so that containers never ask the
+# machine's own resolvers (nothing answers there unless a scenario runs a server).
+LAB_DNS_SERVER = "192.0.2.53"
 
 
 class LabError(RuntimeError):
@@ -86,7 +89,7 @@ class Lab:
         self.root.mkdir()
         log = open(self.root / "nsnetd.log", "ab")
         self.daemon = subprocess.Popen(
-            self._in_host(_program("nsnetd", "nsnet.daemon")),
+            self._in_host(_program("nsnetd", "nsnet.daemon") + ["--dns", LAB_DNS_SERVER]),
             env=self._env(),
             stdin=subprocess.DEVNULL,
             stdout=log,

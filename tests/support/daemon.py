@@ -21,6 +21,10 @@ from tests.support.unixhttp import Response, request
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 START_TIMEOUT = 10
+# The upstream name server nsnetd is given unless a test says otherwise: an address in the
+# outside namespace's subnet, so that containers never ask the machine's own resolvers. Nothing
+# answers there unless a test runs a server (tests/support/dnsupstream.py) at that address.
+TEST_DNS_SERVER = "192.0.2.53"
 STOP_TIMEOUT = 10
 LOG_TAIL_LINES = 60
 
@@ -63,7 +67,9 @@ class Daemon:
     """nsnetd inside ``host_netns`` with its own ``NSNET_ROOT``.
 
     ``env`` adds variables to the daemon's environment (``NSNET_FAILPOINTS`` for instance);
-    ``program`` replaces the daemon's command line (the harness's own tests use a stand-in).
+    ``dns`` are the upstream servers given as ``--dns`` (``TEST_DNS_SERVER`` unless set; the
+    attribute may be changed before a restart); ``program`` replaces the daemon's command line
+    (the harness's own tests use a stand-in, which gets no ``--dns``).
     Call ``start()`` (or use as a context manager) and ``close()``.
     """
 
@@ -73,12 +79,15 @@ class Daemon:
         root: str | os.PathLike,
         env: dict[str, str] | None = None,
         program: list[str] | None = None,
+        dns: "list[str] | tuple[str, ...]" = (TEST_DNS_SERVER,),
     ) -> None:
         self.netns_path = namespace_path(host_netns)
         self.topology = host_netns if isinstance(host_netns, HostWithOutside) else None
         self.root = Path(root)
         self.extra_env = dict(env or {})
         self.program = list(program or program_argv("nsnetd", "nsnet.daemon"))
+        self.custom_program = program is not None
+        self.dns = list(dns)
         self.console_log = self.root.parent / f"{self.root.name}-nsnetd-console.log"
         self.process: subprocess.Popen | None = None
         self.root.mkdir(parents=True, exist_ok=True)
@@ -130,6 +139,12 @@ class Daemon:
         """``argv`` prefixed so that it runs inside the host namespace."""
         return ["nsenter", f"--net={self.netns_path}", *argv]
 
+    def dns_flags(self) -> list[str]:
+        """``--dns ADDR`` for each upstream server (none for a stand-in program)."""
+        if self.custom_program:
+            return []
+        return [flag for server in self.dns for flag in ("--dns", server)]
+
     def start(self, timeout: float = START_TIMEOUT) -> "Daemon":
         """Start nsnetd and wait until its socket answers ``GET /_ping``."""
         if self.pid is not None:
@@ -140,7 +155,7 @@ class Daemon:
             console.flush()
             # nsenter execs the daemon (no fork for a network namespace), so the pid is nsnetd's.
             self.process = subprocess.Popen(
-                self.nsenter_argv(*self.program),
+                self.nsenter_argv(*self.program, *self.dns_flags()),
                 env=self.environment(),
                 stdin=subprocess.DEVNULL,
                 stdout=console,
