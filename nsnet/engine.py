@@ -270,6 +270,11 @@ class Engine:
             log.warning("container %s: sandbox missing; re-creating it", container.name)
             self._forget_sandbox_netlink(container.netns_path)
             self.sandboxes.remove(container.id)
+            # The lost namespace, and its veth pairs with it, is destroyed asynchronously: delete
+            # their host ends now, or the loop below could see one still there and keep it.
+            for endpoint in endpoints:
+                if endpoint.container_id == container.id:
+                    self.host.delete_link(endpoint.host_ifname)
             self.sandboxes.create(container.id, container.hostname)
             self._prepare_sandbox(container)
         mine = [endpoint for endpoint in endpoints if endpoint.container_id == container.id]
