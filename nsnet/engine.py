@@ -324,8 +324,13 @@ class Engine:
             raise Conflict(f"network with name {name} already exists")
         driver.validate(request)
         configs = self._ipam_configs(request)
-        for key in request.ipam_options:
-            raise InvalidArgument(f"cannot create network '{name}': unknown IPAM option '{key}'")
+        if request.ipam_options:
+            # Docker's default IPAM driver stores options it does not know and shows them.
+            log.warning(
+                "network %s: IPAM options %s are kept but have no effect",
+                name,
+                ", ".join(sorted(request.ipam_options)),
+            )
 
         network = Network(
             id=new_id(),
@@ -334,6 +339,7 @@ class Engine:
             created=now(),
             internal=request.internal,
             attachable=request.attachable,
+            ipam_options=dict(request.ipam_options),
             ipam=configs,
             options=dict(request.options),
             labels=dict(request.labels),
