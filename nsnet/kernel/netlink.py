@@ -1,11 +1,11 @@
-"""Links, addresses and routes over rtnetlink, one channel per network namespace.
+"""Links, addresses, routes and neighbours over rtnetlink, one channel per network namespace.
 
 Messages are built and parsed with pyroute2's message classes (``ifinfmsg``, ``ifaddrmsg``,
-``rtmsg``) and sent on a plain netlink socket that this module opens while the calling thread
-is inside the wanted namespace. pyroute2's ``IPRoute`` is not used: in 0.9 it costs about a
-millisecond per request and opens sockets lazily per thread, in whatever namespace that thread
-happens to be in, which is both slow and unsafe for a daemon that works in many namespaces. A
-request here is one ``send`` and one or two ``recv`` calls (about 50 µs).
+``rtmsg``, ``ndmsg``) and sent on a plain netlink socket that this module opens while the
+calling thread is inside the wanted namespace. pyroute2's ``IPRoute`` is not used: in 0.9 it
+costs about a millisecond per request and opens sockets lazily per thread, in whatever
+namespace that thread happens to be in, which is both slow and unsafe for a daemon that works
+in many namespaces. A request here is one ``send`` and one or two ``recv`` calls (about 50 µs).
 
 Every link nsnet makes carries an alias ``nsnet:<owner id>`` so that reconciliation can tell
 ours from a foreign link with a look-alike name. The kernel ignores an alias in the message
@@ -26,21 +26,26 @@ from pyroute2.netlink import (
     NLM_F_CREATE,
     NLM_F_DUMP,
     NLM_F_EXCL,
+    NLM_F_REPLACE,
     NLM_F_REQUEST,
     NLMSG_DONE,
     NLMSG_ERROR,
 )
 from pyroute2.netlink.rtnl import (
     RTM_DELLINK,
+    RTM_DELNEIGH,
     RTM_GETADDR,
     RTM_GETLINK,
+    RTM_GETNEIGH,
     RTM_GETROUTE,
     RTM_NEWADDR,
     RTM_NEWLINK,
+    RTM_NEWNEIGH,
     RTM_NEWROUTE,
 )
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from nsnet.errors import Conflict, NotFound, NsnetError, Unavailable
@@ -59,6 +64,10 @@ SOL_NETLINK = 270
 NETLINK_EXT_ACK = 11
 NLMSGERR_ATTR_MSG = 1
 RECEIVE_BUFFER = 1 << 20
+AF_BRIDGE = 7  # the bridge family: FDB entries
+NTF_SELF = 0x02  # an FDB entry of the device itself (a VXLAN's remote), not of a bridge
+NUD_PERMANENT = 0x80
+VXLAN_PORT = 4789  # IANA's; the kernel's default (8472) must never be relied on
 
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
 _IFINFO_INDEX = struct.Struct("=i")  # ifinfomsg.ifi_index sits 4 bytes into the body
@@ -392,6 +401,167 @@ class Netlink:
             if route["table"] == RT_TABLE_MAIN or route.get_attr("RTA_TABLE") == RT_TABLE_MAIN:
                 routes.append((route.get_attr("RTA_DST") or "0.0.0.0", route["dst_len"]))
         return routes
+
+    def route_link(self, destination: IPv4Address) -> int | None:
+        """The index of the link the kernel would send a packet to ``destination`` through."""
+        message = rtmsg()
+        message["family"] = AF_INET
+        message["dst_len"] = 32
+        message["attrs"] = [("RTA_DST", str(destination))]
+        try:
+            replies = self.request(message, RTM_GETROUTE)
+        except NetlinkFailure as error:
+            if error.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+                return None
+            raise translate(error, f"look up the route to {destination}") from error
+        return _decode(rtmsg, replies[0]).get_attr("RTA_OIF")
+
+    def address_link(self, address: IPv4Address) -> int | None:
+        """The index of the link that holds ``address``, or None."""
+        message = ifaddrmsg()
+        message["family"] = AF_INET
+        with netlink_errors("list addresses"):
+            replies = self.request(message, RTM_GETADDR, NLM_F_DUMP)
+        for reply in replies:
+            decoded = _decode(ifaddrmsg, reply)
+            if decoded.get_attr("IFA_LOCAL") == str(address):
+                return decoded["index"]
+        return None
+
+    # VXLAN devices, FDB and neighbour entries (overlay networks)
+
+    def add_vxlan(
+        self,
+        ifname: str,
+        vni: int,
+        local: IPv4Address,
+        mtu: int,
+        netns_path: str,
+        owner_id: str,
+    ) -> None:
+        """Create a VXLAN device whose UDP socket lives here but which lands in ``netns_path``.
+
+        One message creates the device in this (the underlay's) namespace, where the kernel
+        opens its socket, and moves it into the overlay's namespace; the device keeps sending
+        and receiving through this namespace. UDP port 4789 is set explicitly (the kernel's
+        default is 8472); learning is off (FDB entries come from the registry) and proxy is on
+        (ARP requests are answered from the neighbour table instead of flooded).
+        """
+        data = [
+            ("IFLA_VXLAN_ID", vni),
+            ("IFLA_VXLAN_LOCAL", str(local)),
+            ("IFLA_VXLAN_PORT", VXLAN_PORT),
+            ("IFLA_VXLAN_LEARNING", 0),
+            ("IFLA_VXLAN_PROXY", 1),
+        ]
+        target = os.open(netns_path, os.O_RDONLY)
+        try:
+            self._new_link(
+                [
+                    ("IFLA_IFNAME", ifname),
+                    ("IFLA_NET_NS_FD", target),
+                    ("IFLA_MTU", mtu),
+                    (
+                        "IFLA_LINKINFO",
+                        {
+                            "attrs": [
+                                ("IFLA_INFO_KIND", "vxlan"),
+                                ("IFLA_INFO_DATA", {"attrs": data}),
+                            ]
+                        },
+                    ),
+                ],
+                f"create VXLAN device '{ifname}' (VNI {vni})",
+            )
+        finally:
+            os.close(target)
+
+    def set_master(self, link: int | str, master_index: int) -> None:
+        """Make ``link`` an up port of the bridge at ``master_index``."""
+        self._set_link(
+            link,
+            [("IFLA_MASTER", master_index)],
+            f"attach link '{link}' to bridge {master_index}",
+            IFF_UP,
+            IFF_UP,
+        )
+
+    def replace_fdb(self, index: int, mac_address: str, destination: IPv4Address) -> None:
+        """Point ``mac_address`` at the VXLAN remote ``destination`` (``bridge fdb replace``)."""
+        message = ndmsg()
+        message["family"] = AF_BRIDGE
+        message["ifindex"] = index
+        message["state"] = NUD_PERMANENT
+        message["flags"] = NTF_SELF
+        message["attrs"] = [("NDA_LLADDR", mac_address), ("NDA_DST", str(destination))]
+        with netlink_errors(f"add FDB entry {mac_address} dst {destination}"):
+            self.request(message, RTM_NEWNEIGH, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE)
+
+    def delete_fdb(self, index: int, mac_address: str, destination: IPv4Address) -> bool:
+        """Remove an FDB entry; False when it was not there."""
+        message = ndmsg()
+        message["family"] = AF_BRIDGE
+        message["ifindex"] = index
+        message["state"] = NUD_PERMANENT
+        message["flags"] = NTF_SELF
+        message["attrs"] = [("NDA_LLADDR", mac_address), ("NDA_DST", str(destination))]
+        return self._delete_neighbour(message, f"delete FDB entry {mac_address}")
+
+    def fdb_entries(self, index: int) -> list[tuple[str, str | None]]:
+        """The device's own FDB entries (MAC address, remote) on link ``index``."""
+        message = ndmsg()
+        message["family"] = AF_BRIDGE
+        message["ifindex"] = index
+        with netlink_errors(f"list FDB entries of link {index}"):
+            replies = self.request(message, RTM_GETNEIGH, NLM_F_DUMP)
+        entries = []
+        for reply in replies:
+            decoded = _decode(ndmsg, reply)
+            if decoded["ifindex"] == index and decoded["flags"] & NTF_SELF:
+                entries.append((decoded.get_attr("NDA_LLADDR"), decoded.get_attr("NDA_DST")))
+        return entries
+
+    def replace_neighbour(self, index: int, address: IPv4Address, mac_address: str) -> None:
+        """A permanent ARP entry ``address`` -> ``mac_address`` on link ``index``."""
+        message = ndmsg()
+        message["family"] = AF_INET
+        message["ifindex"] = index
+        message["state"] = NUD_PERMANENT
+        message["attrs"] = [("NDA_DST", str(address)), ("NDA_LLADDR", mac_address)]
+        with netlink_errors(f"add neighbour {address} lladdr {mac_address}"):
+            self.request(message, RTM_NEWNEIGH, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE)
+
+    def delete_neighbour(self, index: int, address: IPv4Address) -> bool:
+        """Remove a neighbour entry; False when it was not there."""
+        message = ndmsg()
+        message["family"] = AF_INET
+        message["ifindex"] = index
+        message["attrs"] = [("NDA_DST", str(address))]
+        return self._delete_neighbour(message, f"delete neighbour {address}")
+
+    def _delete_neighbour(self, message, action: str) -> bool:
+        try:
+            self.request(message, RTM_DELNEIGH, NLM_F_ACK)
+        except NetlinkFailure as error:
+            if error.errno == errno.ENOENT:
+                return False
+            raise translate(error, action) from error
+        return True
+
+    def neighbours(self, index: int) -> list[tuple[str, str | None, int]]:
+        """IPv4 neighbour entries (address, MAC address, NUD state) on link ``index``."""
+        message = ndmsg()
+        message["family"] = AF_INET
+        with netlink_errors(f"list neighbours of link {index}"):
+            replies = self.request(message, RTM_GETNEIGH, NLM_F_DUMP)
+        entries = []
+        for reply in replies:
+            decoded = _decode(ndmsg, reply)
+            if decoded["ifindex"] == index:
+                entries.append(
+                    (decoded.get_attr("NDA_DST"), decoded.get_attr("NDA_LLADDR"), decoded["state"])
+                )
+        return entries
 
 
 def _decode(message_class, data: bytes):
