@@ -294,3 +294,82 @@ def test_a_network_cannot_take_over_a_foreign_bridge(engine: EngineThread) -> No
     assert_foreign_links_intact(engine)
     addresses = engine.host_json("-4", "address", "show", "dev", FOREIGN_BRIDGE)
     assert not any(entry.get("addr_info") for entry in addresses)
+
+
+def same_but_namespaces(taken: dict) -> dict:
+    """A snapshot with the namespaces' identities left out: re-created ones are new ones."""
+    return {**taken, "nsfs mounts": [point for point, _ in taken["nsfs mounts"]]}
+
+
+def lose_sandboxes(runner: EngineThread) -> None:
+    """Unmount and delete every namespace file, as a reboot empties /run."""
+    for path in sorted(runner.netns_dir.iterdir()):
+        namespace.remove(path)
+
+
+def test_a_restart_after_a_reboot_rebuilds_sandboxes_bridges_and_veths(
+    engine: EngineThread,
+) -> None:
+    engine.create_network(
+        NetworkCreate(name="rebuilt", ipam=[IpamConfig(subnet=IPv4Network("10.97.0.0/24"))])
+    )
+    engine.create_container(ContainerCreate(name="r1", hostname="first"))
+    engine.create_container(ContainerCreate(name="r2", network="rebuilt"))
+    engine.connect("rebuilt", "r1")
+    before = snapshot(engine)
+    bridges = [link["ifname"] for link in engine.host_json("link", "show", "type", "bridge")]
+
+    engine.close()
+    lose_sandboxes(engine)
+    for bridge in bridges:
+        engine.host("ip", "link", "delete", bridge)
+    assert wait_until(lambda: not any(n.startswith("veth") for n in engine.host_ifnames()))
+    engine.open()
+
+    assert same_but_namespaces(snapshot(engine)) == same_but_namespaces(before)
+    assert engine.exec("r1", "hostname", check=True).stdout.strip() == "first"
+    assert engine.ping("r1", "10.97.0.2")
+    assert engine.ping("r1", "172.17.0.1")
+
+
+def test_lost_sandboxes_are_rebuilt_even_while_their_veths_linger(engine: EngineThread) -> None:
+    """The kernel destroys an unmounted namespace, and its veth pairs, asynchronously: the
+    restart must not mistake a dying veth for a live one."""
+    engine.create_container(ContainerCreate(name="quick1"))
+    engine.create_container(ContainerCreate(name="quick2"))
+    before = snapshot(engine)
+
+    engine.close()
+    lose_sandboxes(engine)
+    engine.open()
+
+    assert same_but_namespaces(snapshot(engine)) == same_but_namespaces(before)
+    assert engine.ping("quick1", "172.17.0.3")
+
+
+def test_force_removal_stops_a_running_container(engine: EngineThread) -> None:
+    engine.create_container(ContainerCreate(name="doomed", command=["sleep", "300"]))
+    container = engine.start("doomed")
+
+    engine.remove_container("doomed", force=True)
+
+    assert wait_until(lambda: not process_alive(container.pid))
+    assert "doomed" not in {each.name for each in engine.list_containers(all=True)}
+    assert not list(engine.netns_dir.iterdir())
+    engine.drain()
+    assert not any(name.startswith("veth") for name in engine.host_ifnames())
+
+
+def test_an_auto_remove_detached_container_goes_when_its_process_ends(
+    engine: EngineThread,
+) -> None:
+    engine.create_container(ContainerCreate(name="ephemeral", command=["true"], auto_remove=True))
+
+    engine.start_container("ephemeral")
+
+    def gone() -> bool:
+        engine.reap()
+        return "ephemeral" not in {each.name for each in engine.list_containers(all=True)}
+
+    assert wait_until(gone)
+    assert not list(engine.netns_dir.iterdir())
