@@ -5,6 +5,7 @@ for leaks in the machine's own namespace.
 """
 
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from tests.kernel.test_engine_support import (
     engine_fixture,  # noqa: F401 (the fixture)
     peer_indexes,
 )
+from tests.support.topology import HostWithOutside
 
 
 def user_network(runner: EngineThread, name: str, subnet: str, **fields):
@@ -383,3 +385,30 @@ def test_ip_on_the_default_bridge_is_refused(engine: EngineThread) -> None:
         engine.create_container(ContainerCreate(name="pinned", ip_address="172.17.0.50"))
 
     assert not list(engine.netns_dir.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("routes", "subnet"),
+    [
+        (["172.17.0.0/16 via 192.0.2.100"], "172.18.0.0/16"),
+        (["0.0.0.0/1 via 192.0.2.100", "128.0.0.0/1 via 192.0.2.100"], "172.17.0.0/16"),
+        (["172.16.0.0/12 via 192.0.2.100"], "192.168.0.0/20"),
+    ],
+    ids=["a route to 172.17", "the VPN pair", "a route to all of 172.16/12"],
+)
+def test_the_default_bridge_avoids_host_routes_but_not_default_ones(
+    host: HostWithOutside, tmp_path: Path, routes: list[str], subnet: str
+) -> None:
+    runner = EngineThread(host.host.path, tmp_path / "nsnet")
+    try:
+        for route in routes:
+            runner.host("ip", "route", "add", *route.split())
+        runner.open()
+
+        bridge = runner.get_network("bridge")
+        assert str(bridge.ipam[0].subnet) == subnet
+        addresses = runner.host_json("-4", "address", "show", "dev", "nsnet0")[0]["addr_info"]
+        assert addresses[0]["local"] == str(bridge.ipam[0].gateway)
+    finally:
+        problems = runner.dispose()
+        assert not problems, problems

@@ -318,6 +318,19 @@ BAD_INPUT = [
         "resident",
         _nothing,
     ),
+    (
+        "a bridge name another network uses",
+        lambda r: r.create_network(
+            NetworkCreate(
+                name="copycat",
+                ipam=subnet("10.67.0.0/24"),
+                options={"com.docker.network.bridge.name": "nsnet0"},
+            )
+        ),
+        Conflict,
+        "nsnet0",
+        _nothing,
+    ),
     # Malformed values.
     (
         "an invalid IP for a container",
