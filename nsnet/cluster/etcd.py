@@ -1,0 +1,187 @@
+"""etcd v3 through etcd3gw (the JSON gateway), with nsnet's errors and whole responses.
+
+etcd3gw's helpers drop the response header (and so the revision a watch must start from), so
+reads and transactions post the gateway's requests themselves through the client etcd3gw
+gives. Every failure — unreachable server, timeout, a refusal — becomes ``Unavailable`` naming
+the store, with the cause kept. One ``Etcd`` per thread: the HTTP session is not shared.
+"""
+
+import base64
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import etcd3gw
+import requests
+from etcd3gw.exceptions import Etcd3Exception
+
+from nsnet.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+API_PATH = "/v3/"  # etcd 3.4's gateway (3.3 had /v3beta/)
+
+
+def encode(text: str | bytes) -> str:
+    raw = text.encode() if isinstance(text, str) else text
+    return base64.b64encode(raw).decode()
+
+
+def decode(text: str | None) -> bytes:
+    return base64.b64decode(text) if text else b""
+
+
+def prefix_end(prefix: str) -> str:
+    """The end of the range of keys that start with ``prefix`` (its last byte plus one)."""
+    raw = bytearray(prefix.encode())
+    raw[-1] += 1
+    return raw.decode()
+
+
+@dataclass(frozen=True)
+class KeyValue:
+    key: str
+    value: bytes
+    lease: int
+    mod_revision: int
+
+
+def _key_value(item: dict) -> KeyValue:
+    return KeyValue(
+        key=decode(item.get("key")).decode(),
+        value=decode(item.get("value")),
+        lease=int(item.get("lease", 0)),
+        mod_revision=int(item.get("mod_revision", 0)),
+    )
+
+
+# Transaction parts, in the gateway's JSON
+
+
+def absent(key: str) -> dict:
+    """Compare: the key does not exist."""
+    return {"key": encode(key), "result": "EQUAL", "target": "CREATE", "create_revision": 0}
+
+
+def value_is(key: str, value: str | bytes) -> dict:
+    """Compare: the key holds exactly ``value``."""
+    return {"key": encode(key), "result": "EQUAL", "target": "VALUE", "value": encode(value)}
+
+
+def put(key: str, value: str | bytes, lease: int = 0) -> dict:
+    request = {"key": encode(key), "value": encode(value)}
+    if lease:
+        request["lease"] = lease
+    return {"request_put": request}
+
+
+def delete(key: str, prefix: bool = False) -> dict:
+    request = {"key": encode(key)}
+    if prefix:
+        request["range_end"] = encode(prefix_end(key))
+    return {"request_delete_range": request}
+
+
+def get(key: str) -> dict:
+    return {"request_range": {"key": encode(key)}}
+
+
+class Etcd:
+    """One connection to the store (one thread's)."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.url = f"etcd://{host}:{port}"
+        self.client = etcd3gw.Etcd3Client(host=host, port=port, api_path=API_PATH, timeout=timeout)
+
+    def close(self) -> None:
+        self.client.session.close()
+
+    def _post(self, path: str, body: dict, action: str) -> dict:
+        try:
+            return self.client.post(self.client.get_url(path), json=body)
+        except (Etcd3Exception, requests.RequestException, ValueError) as error:
+            raise Unavailable(f"cannot {action}: cluster store {self.url}: {_cause(error)}") from (
+                error
+            )
+
+    def status(self) -> dict:
+        return self._post("/maintenance/status", {}, "reach the cluster store")
+
+    def range(self, prefix: str, keys_only: bool = False) -> tuple[int, list[KeyValue]]:
+        """The store's revision and every key under ``prefix``."""
+        body = {"key": encode(prefix), "range_end": encode(prefix_end(prefix))}
+        if keys_only:
+            body["keys_only"] = True
+        answer = self._post("/kv/range", body, f"read {prefix}")
+        revision = int(answer.get("header", {}).get("revision", 0))
+        return revision, [_key_value(item) for item in answer.get("kvs", [])]
+
+    def get(self, key: str) -> KeyValue | None:
+        answer = self._post("/kv/range", {"key": encode(key)}, f"read {key}")
+        items = answer.get("kvs", [])
+        return _key_value(items[0]) if items else None
+
+    def transaction(
+        self, compare: list[dict], success: list[dict], failure: list[dict] | None = None
+    ) -> tuple[bool, list[dict]]:
+        """Apply ``success`` if every comparison holds, else ``failure``; return which."""
+        answer = self._post(
+            "/kv/txn",
+            {"compare": compare, "success": success, "failure": failure or []},
+            "change the cluster store",
+        )
+        # The gateway leaves false out of its JSON, as protobuf does with default values.
+        return bool(answer.get("succeeded", False)), answer.get("responses", [])
+
+    def delete(self, key: str, prefix: bool = False) -> None:
+        self._post("/kv/deleterange", delete(key, prefix)["request_delete_range"], "delete a key")
+
+    # Leases
+
+    def grant(self, ttl: int) -> int:
+        answer = self._post("/lease/grant", {"TTL": ttl, "ID": 0}, "take a lease")
+        return int(answer["ID"])
+
+    def keepalive(self, lease: int) -> int:
+        """Renew ``lease``; its TTL in seconds, or -1 when it has expired."""
+        answer = self._post("/lease/keepalive", {"ID": lease}, "renew the lease")
+        return int(answer.get("result", {}).get("TTL", -1))
+
+    def time_to_live(self, lease: int) -> int:
+        answer = self._post("/kv/lease/timetolive", {"ID": lease}, "look up the lease")
+        return int(answer.get("TTL", -1))
+
+    def revoke(self, lease: int) -> None:
+        self._post("/kv/lease/revoke", {"ID": lease}, "revoke the lease")
+
+    # Watches
+
+    def watch(self, prefix: str, start_revision: int) -> tuple[Iterator[dict], Callable[[], None]]:
+        """Events under ``prefix`` from ``start_revision`` on, and the function that stops them.
+
+        Each event is ``{"type": "PUT"|"DELETE", "key": str, "value": bytes}``.
+        """
+        try:
+            events, cancel = self.client.watch_prefix(prefix, start_revision=start_revision)
+        except (Etcd3Exception, requests.RequestException, ValueError) as error:
+            raise Unavailable(
+                f"cannot watch {prefix}: cluster store {self.url}: {_cause(error)}"
+            ) from error
+
+        def translated() -> Iterator[dict]:
+            for event in events:
+                item = event.get("kv", {})
+                # etcd3gw decodes the key and value of watch events itself.
+                key = item.get("key", b"")
+                yield {
+                    "type": event.get("type", "PUT"),
+                    "key": key.decode() if isinstance(key, bytes) else key,
+                    "value": item.get("value", b""),
+                }
+
+        return translated(), cancel
+
+
+def _cause(error: Exception) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0][:300]
