@@ -1,6 +1,8 @@
 """nsnetd: the daemon serving nsnet's API on a unix socket.
 
     nsnetd [--root DIR] [--host unix://PATH] [--dns ADDR]... [--log-level LEVEL] [--debug]
+           [--cluster-store etcd://ADDR:PORT --advertise-addr IP [--cluster-ttl S]]
+           [--config-file PATH]
 
 One daemon per state directory: the pid file is held locked while the daemon runs, and a socket
 that still answers ``_ping`` is never taken over. A stale socket (its daemon gone) is removed.
@@ -12,6 +14,11 @@ next daemon adopts them. Logs go to stderr (the CLI's automatic start sends them
 ``--dns`` (repeatable, as dockerd's) names the upstream name servers the embedded DNS forwards
 to and that containers on the default bridge use; without it ``NSNET_DNS`` (comma-separated)
 does, and without either the host's own resolv.conf.
+
+``--cluster-store`` and ``--advertise-addr`` make this host a member of a cluster whose overlay
+networks live in etcd v3 (nsnet.cluster); they can also be given in the configuration file
+(``--config-file``, by default ``daemon.json`` in the state directory when it exists) under
+Docker's keys ``cluster-store`` and ``cluster-advertise``, with ``cluster-ttl``.
 """
 
 import argparse
@@ -61,6 +68,29 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         " comma-separated list, else the host's resolv.conf)",
     )
     parser.add_argument(
+        "--cluster-store",
+        metavar="URL",
+        help="the cluster store for overlay networks, etcd://ADDR:PORT (etcd v3)",
+    )
+    parser.add_argument(
+        "--advertise-addr",
+        "--cluster-advertise",
+        dest="advertise_addr",
+        metavar="IP",
+        help="this host's address on the underlay, as the other hosts reach it",
+    )
+    parser.add_argument(
+        "--cluster-ttl",
+        type=int,
+        metavar="SECONDS",
+        help="how long this host's endpoints outlive it in the cluster store (default 15)",
+    )
+    parser.add_argument(
+        "--config-file",
+        metavar="PATH",
+        help="a JSON configuration file (default: daemon.json in the state directory, if any)",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=("debug", "info", "warning", "error", "critical"),
@@ -85,6 +115,22 @@ def dns_servers(flags: list[str], environment: dict[str, str]) -> list[str]:
         except NsnetError as error:
             raise InvalidArgument(f"cannot start nsnetd: --dns: {error}") from error
     return servers
+
+
+def cluster_settings(options: argparse.Namespace, paths: Paths):
+    """The cluster configuration from the flags and the configuration file, or None."""
+    from nsnet.cluster.config import CONFIG_FILE_NAME, cluster_config, read_config_file
+
+    if options.config_file:
+        file_settings = read_config_file(Path(options.config_file), required=True)
+    else:
+        file_settings = read_config_file(paths.state_dir / CONFIG_FILE_NAME, required=False)
+    try:
+        return cluster_config(
+            options.cluster_store, options.advertise_addr, options.cluster_ttl, file_settings
+        )
+    except NsnetError as error:
+        raise InvalidArgument(f"cannot start nsnetd: {error}") from error
 
 
 def socket_path_from_host(host: str) -> Path:
@@ -164,7 +210,12 @@ def remove_socket(path: Path, inode: int) -> None:
 
 
 def serve(
-    paths: Paths, socket_path: Path, debug: bool, log_level: str, dns: list[str] | None = None
+    paths: Paths,
+    socket_path: Path,
+    debug: bool,
+    log_level: str,
+    dns: list[str] | None = None,
+    cluster=None,
 ) -> int:
     """Run the API server until SIGTERM/SIGINT; return the exit status."""
     import uvicorn
@@ -187,7 +238,7 @@ def serve(
                 for number, handler in previous.items():
                     signal.signal(number, handler)
 
-    engine = Engine(paths, dns_servers=dns)
+    engine = Engine(paths, dns_servers=dns, cluster=cluster)
     if dns:
         log.info("upstream DNS servers for containers: %s", ", ".join(dns))
     config = uvicorn.Config(
@@ -237,8 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         socket_path = socket_path_from_host(options.host) if options.host else paths.socket
         dns = dns_servers(options.dns, dict(os.environ))
+        cluster = cluster_settings(options, paths)
         paths.ensure()
-        return serve(paths, socket_path, options.debug, level, dns)
+        return serve(paths, socket_path, options.debug, level, dns, cluster)
     except NsnetError as error:
         log.error("%s", error)
         return 1

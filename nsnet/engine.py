@@ -22,9 +22,12 @@ from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network
 
 from nsnet import failpoints, ipam
+from nsnet.cluster.config import ClusterConfig
+from nsnet.cluster.records import EndpointRecord
 from nsnet.dns.registry import DnsRegistry, check_container_dns
 from nsnet.drivers import BridgeDriver, HostDriver, NullDriver
-from nsnet.errors import Conflict, Forbidden, InvalidArgument, NotFound, NsnetError
+from nsnet.drivers.overlay import MISSING_STORE, OverlayDriver
+from nsnet.errors import Conflict, Forbidden, InvalidArgument, NotFound, NsnetError, Unavailable
 from nsnet.firewall import ports as host_ports
 from nsnet.firewall.nft import Firewall
 from nsnet.firewall.ruleset import Binding, BridgeNetwork
@@ -33,6 +36,7 @@ from nsnet.kernel.netlink import ALIAS_PREFIX, Netlink, write_sysctl
 from nsnet.kernel.reaper import LinkReaper
 from nsnet.models import (
     DEFAULT_BRIDGE_DEVICE,
+    GATEWAY_BRIDGE_NETWORK,
     OPT_BRIDGE_NAME,
     OPT_DEFAULT_BRIDGE,
     OPT_ENABLE_ICC,
@@ -97,9 +101,21 @@ def process_start_time(pid: int) -> int | None:
 
 
 class Engine:
-    def __init__(self, paths: Paths | None = None, dns_servers: list[str] | None = None) -> None:
-        """``dns_servers``: upstream name servers for containers (default: the host's)."""
+    def __init__(
+        self,
+        paths: Paths | None = None,
+        dns_servers: list[str] | None = None,
+        cluster: ClusterConfig | None = None,
+    ) -> None:
+        """``dns_servers``: upstream name servers for containers (default: the host's).
+
+        ``cluster``: the cluster store and this host's address, for overlay networks.
+        """
         self.paths = paths or Paths.from_env()
+        self.cluster_config = cluster
+        self.cluster = None  # the ClusterStore while open with a cluster store
+        self.cluster_agent = None  # its ClusterAgent (the watch thread)
+        self._pending_releases: list[tuple[str, str, IPv4Address]] = []  # failed etcd releases
         self.dns_servers = list(dns_servers or [])
         self.dns: DnsRegistry | None = None
         self.store = None
@@ -135,13 +151,21 @@ class Engine:
             "bridge": BridgeDriver(self.host, self._sandbox_netlink, self.reaper),
             "host": HostDriver(),
             "null": NullDriver(),
+            "overlay": OverlayDriver(
+                self.host,
+                self._sandbox_netlink,
+                self.paths.run_dir / "overlay",
+                self.cluster_config,
+            ),
         }
+        self.drivers["overlay"].prepare()
         self.firewall = Firewall()
         write_sysctl("net.ipv4.ip_forward", "1")
         log.info("enabled IPv4 forwarding in the host namespace")
         self._ensure_builtin_networks()
         self.dns = DnsRegistry(self.dns_servers)
         self.dns.start()
+        self._open_cluster()
         self.reconcile()
         self._check_foreign_firewall()
 
@@ -152,6 +176,7 @@ class Engine:
             self.warnings.append(warning)
 
     def close(self) -> None:
+        self._close_cluster()
         if self.dns is not None:
             self.dns.stop()
             self.dns = None
@@ -243,6 +268,7 @@ class Engine:
         for network in networks.values():
             if network.driver == "bridge":
                 self.drivers["bridge"].create(network)
+        self._reconcile_overlay(networks, endpoints)
 
         for container in containers.values():
             self._reconcile_container(container, networks, endpoints)
@@ -254,6 +280,7 @@ class Engine:
             [self._firewall_network(n) for n in networks.values() if n.driver == "bridge"],
             [binding for c in containers.values() for binding in self._bindings_of(c)],
         )
+        self._register_overlay_endpoints()
 
     def _reconcile_container(self, container: Container, networks: dict, endpoints: list) -> None:
         if container.state == "running":
@@ -279,7 +306,7 @@ class Engine:
             self._prepare_sandbox(container)
         mine = [endpoint for endpoint in endpoints if endpoint.container_id == container.id]
         for endpoint in mine:
-            if self.host.link_index(endpoint.host_ifname) is None:
+            if not self._endpoint_present(container, networks[endpoint.network_id], endpoint):
                 log.warning(
                     "container %s: veth %s missing; re-creating it",
                     container.name,
@@ -305,6 +332,8 @@ class Engine:
     def create_network(self, request: NetworkCreate) -> Network:
         if request.name in ("bridge", "host", "none"):
             raise Forbidden(f"cannot create network '{request.name}': it is a pre-defined network")
+        if request.driver == "overlay":
+            return self._create_overlay_network(request)
         return self._create_network_record(request, builtin=False)
 
     def _create_network_record(self, request: NetworkCreate, builtin: bool) -> Network:
@@ -396,6 +425,7 @@ class Engine:
         return [config]
 
     def list_networks(self) -> list[Network]:
+        self._sync_overlay_networks()
         return self.store.networks()
 
     def get_network(self, ref: str) -> Network:
@@ -412,6 +442,8 @@ class Engine:
             return matches[0]
         if len(matches) > 1:
             raise NotFound(f"network {ref} is ambiguous ({len(matches)} matches found on id)")
+        if self._sync_overlay_networks():  # perhaps made on another host a moment ago
+            return self.get_network(ref)
         raise NotFound(f"network {ref} not found")
 
     def remove_network(self, ref: str) -> None:
@@ -425,6 +457,8 @@ class Engine:
                 f"error while removing network: network {network.name} id {network.id} has "
                 f"active endpoints ({names})"
             )
+        if network.driver == "overlay" and self.cluster is not None:
+            self.cluster.delete_network(network)  # refused while another host has endpoints
 
         with self.store.transaction():
             self.store.delete_network(network.id)
@@ -463,6 +497,9 @@ class Engine:
             endpoint, network = self._mode_endpoint(container)
         else:
             network = self.store.network(endpoint.network_id)
+        if network is not None and network.driver == "overlay":
+            # Published through the gateway bridge, as Docker does through docker_gwbridge.
+            endpoint, network = self._gateway_bridge_endpoint(container)
         if endpoint is None or network is None:
             return []
         return [
@@ -555,7 +592,12 @@ class Engine:
         for network in self.store.networks():
             if network.builtin or self.store.endpoint_count(network.id):
                 continue
-            self.remove_network(network.id)
+            try:
+                self.remove_network(network.id)
+            except Conflict:
+                if network.driver != "overlay":
+                    raise
+                continue  # other hosts still have endpoints on it
             removed.append(network.name)
         return removed
 
@@ -594,15 +636,16 @@ class Engine:
                 f"cannot connect container '{container.name}' to network '{network.name}': "
                 f"{refusal}"
             )
-        if network.driver != "bridge":
+        if network.driver not in ("bridge", "overlay"):
             raise Forbidden(
                 f"cannot connect container '{container.name}' to network '{network.name}': "
                 f"container cannot be connected to {network.name} network"
             )
+        self._prepare_network(network)
         with self.store.transaction(), contextlib.ExitStack() as undo:
             endpoint = self._join(network, container, ip_address, container.mac_address, aliases)
             if network.name == container.network_mode and container.ports:
-                undo.callback(self.host.delete_link, endpoint.host_ifname)
+                undo.callback(self._undo_join, network, container, endpoint)
                 failpoints.hit("connect.ports")
                 self.firewall.add_bindings(self._bindings_of(container, endpoint))
             undo.pop_all()
@@ -623,6 +666,8 @@ class Engine:
             raise Conflict(
                 f"endpoint with name {container.name} already exists in network {network.name}"
             )
+        if network.driver == "overlay":
+            return self._join_overlay(network, container, ip_address, mac_address, aliases, mine)
 
         failpoints.hit("connect.allocate")
         config = network.ipam[0]
@@ -742,6 +787,8 @@ class Engine:
         self._flush_conntrack(endpoint.address)
         self._update_dns(container)
         log.info("container %s: disconnected from network %s", container.name, network.name)
+        if network.driver == "overlay":
+            self._leave_gateway_bridge(container)
 
     def _move_default_route(self, container: Container) -> None:
         """Route by the next endpoint with a gateway once the one that gave the route left.
@@ -763,6 +810,8 @@ class Engine:
         """Release the endpoint's address and delete its record (inside a transaction)."""
         self.store.release(network.id, endpoint.address)
         self.store.delete_endpoint(endpoint.id)
+        if network.driver == "overlay":
+            self._forget_overlay_endpoint(network, endpoint)
 
     # Containers
 
@@ -815,6 +864,8 @@ class Engine:
             container.netns_path, container.uts_path = shared.netns_path, shared.uts_path
             container.hostname = shared.hostname
 
+        if network is not None:
+            self._prepare_network(network)
         with self.store.transaction(), contextlib.ExitStack() as undo:
             failpoints.hit("create_container.store")
             self.store.put_container(container)
@@ -832,7 +883,7 @@ class Engine:
                 endpoint = self._join(
                     network, container, request.ip_address, container.mac_address, request.aliases
                 )
-                undo.callback(self.host.delete_link, endpoint.host_ifname)
+                undo.callback(self._undo_join, network, container, endpoint)
                 if container.ports:
                     failpoints.hit("create_container.ports")
                     self._choose_host_ports(container)
@@ -1033,7 +1084,12 @@ class Engine:
         log.info("container %s: process %d exited (%d)", container.name, container.pid, exit_code)
 
     def reap(self) -> list[str]:
-        """Notice processes that ended; return the ids of the containers that stopped."""
+        """Notice processes that ended; return the ids of the containers that stopped.
+
+        The daemon calls this every half second on the engine's thread, so the cluster
+        changes that need the local store are applied here too.
+        """
+        self._cluster_tick()
         ended: dict[str, int] = {}
         while self._children:
             try:
@@ -1188,3 +1244,372 @@ class Engine:
         container = self.get_container(ref)
         path = self.paths.container_dir(container.id) / "output.log"
         return path.read_bytes() if path.exists() else b""
+
+    # Overlay networks across hosts (the cluster store, the gateway bridge)
+
+    def _open_cluster(self) -> None:
+        """Join the cluster store and start following it (with a cluster store configured)."""
+        if self.cluster_config is None:
+            return
+        from nsnet.cluster.agent import ClusterAgent
+        from nsnet.cluster.store import ClusterStore
+
+        self.cluster = ClusterStore(self.cluster_config, self.paths.state_dir / "cluster-lease")
+        self.cluster.open()
+        self.cluster_agent = ClusterAgent(
+            self.cluster, self.drivers["overlay"], self.dns.server.index
+        )
+        self.cluster_agent.start()
+        self._sync_overlay_networks()
+
+    def _close_cluster(self) -> None:
+        if self.cluster_agent is not None:
+            self.cluster_agent.stop()
+            self.cluster_agent = None
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
+        if "overlay" in self.drivers:
+            self.drivers["overlay"].close()
+
+    def _cluster_tick(self) -> None:
+        """Apply what the cluster's threads noticed: new networks, a lease lost and renewed."""
+        if self.cluster is None:
+            return
+        if self.cluster_agent.networks_changed.is_set():
+            self.cluster_agent.networks_changed.clear()
+            self._sync_overlay_networks()
+        if self.cluster.lease_renewed.is_set():
+            self.cluster.lease_renewed.clear()
+            self._register_overlay_endpoints()
+        if self._pending_releases:
+            pending, self._pending_releases = self._pending_releases, []
+            for network_id, endpoint_id, address in pending:
+                self._release_overlay_endpoint(network_id, endpoint_id, address)
+
+    def _sync_overlay_networks(self) -> bool:
+        """Copy the cluster's overlay networks into the local store; True if anything changed.
+
+        A network removed from the cluster goes from the local store too, unless this host
+        still has endpoints on it.
+        """
+        if self.cluster is None:
+            return False
+        try:
+            remote = {network.id: network for network in self.cluster.networks()}
+        except Unavailable as error:
+            log.warning("cannot read the cluster's networks: %s", error)
+            return False
+        local = {network.id: network for network in self.store.networks()}
+        changed = False
+        for network_id, network in remote.items():
+            if network_id in local:
+                continue
+            clash = next((other for other in local.values() if other.name == network.name), None)
+            if clash is not None:
+                log.warning(
+                    "overlay network %s (%s) is hidden here by the local network of the same name",
+                    network.name,
+                    network_id[:12],
+                )
+                continue
+            with self.store.transaction():
+                self.store.put_network(network)
+            changed = True
+            log.info("network %s: learned from the cluster (%s)", network.name, network_id[:12])
+        for network_id, network in local.items():
+            if network.scope != "global" or network_id in remote:
+                continue
+            if self.store.endpoint_count(network_id):
+                log.warning(
+                    "network %s was removed from the cluster but still has endpoints here",
+                    network.name,
+                )
+                continue
+            with self.store.transaction():
+                self.store.delete_network(network_id)
+                self.drivers["overlay"].delete(network)
+            changed = True
+            log.info("network %s: removed from the cluster", network.name)
+        return changed
+
+    def _create_overlay_network(self, request: NetworkCreate) -> Network:
+        """A global-scope network, recorded in the cluster store and copied locally."""
+        from nsnet.cluster.store import OPT_VXLANID_LIST, parse_vni
+
+        name = request.name
+        if not NETWORK_NAME_PATTERN.match(name or "") or len(name) > 128:
+            raise InvalidArgument(
+                f"cannot create network '{name}': names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*"
+            )
+        if request.enable_ipv6:
+            raise InvalidArgument(f"cannot create network '{name}': IPv6 is not supported yet")
+        self.drivers["overlay"].validate(request)
+        if any(network.name == name for network in self.store.networks()):
+            raise Conflict(f"network with name {name} already exists")
+
+        requested = None
+        if request.ipam and request.ipam[0].subnet is not None:
+            requested = request.ipam[0]
+        elif request.ipam and (
+            request.ipam[0].gateway or request.ipam[0].ip_range or request.ipam[0].aux_addresses
+        ):
+            raise InvalidArgument(
+                f"cannot create network '{name}': a gateway, ip-range or auxiliary address "
+                "needs a subnet"
+            )
+        vni = None
+        if OPT_VXLANID_LIST in request.options:
+            vni = parse_vni(request.options[OPT_VXLANID_LIST], name)
+        network = Network(
+            id=new_id(),
+            name=name,
+            driver="overlay",
+            created=now(),
+            scope="global",
+            internal=request.internal,
+            attachable=request.attachable,
+            ipam_options=dict(request.ipam_options),
+            options=dict(request.options),
+            labels=dict(request.labels),
+        )
+        local_subnets = [config.subnet for other in self.store.networks() for config in other.ipam]
+        local_subnets += [route for route in self._host_routes() if ipam.blocks_allocation(route)]
+        network = self.cluster.create_network(network, requested, vni, local_subnets)
+        if requested is not None:
+            # Docker 20.10 shows a gateway in inspect only when it was asked for.
+            network.ipam[0].gateway_chosen = requested.gateway is None
+        with self.store.transaction():
+            self.store.put_network(network)
+        log.info("network %s created (overlay, %s)", name, network.id[:12])
+        return network
+
+    def _prepare_network(self, network: Network) -> None:
+        """Before a join's transaction: an overlay needs the cluster and the gateway bridge."""
+        if network.driver != "overlay":
+            return
+        if self.cluster is None:
+            raise Unavailable(f"cannot connect to network '{network.name}': {MISSING_STORE}")
+        self._ensure_gateway_bridge()
+
+    def _ensure_gateway_bridge(self) -> Network:
+        """The local bridge network that overlay containers route to the outside through."""
+        for network in self.store.networks():
+            if network.name == GATEWAY_BRIDGE_NETWORK:
+                return network
+        return self._create_network_record(
+            NetworkCreate(
+                name=GATEWAY_BRIDGE_NETWORK,
+                options={
+                    OPT_BRIDGE_NAME: GATEWAY_BRIDGE_NETWORK,
+                    OPT_ENABLE_ICC: "false",
+                    OPT_ENABLE_IP_MASQUERADE: "true",
+                },
+            ),
+            builtin=False,
+        )
+
+    def _gateway_bridge_endpoint(
+        self, container: Container
+    ) -> tuple[Endpoint | None, Network | None]:
+        for network, endpoint in self.container_endpoints(container.id):
+            if network.name == GATEWAY_BRIDGE_NETWORK:
+                return endpoint, network
+        return None, None
+
+    def _leave_gateway_bridge(self, container: Container) -> None:
+        """Unplug the gateway bridge once the container is on no overlay network any more."""
+        pairs = self.container_endpoints(container.id)
+        if any(network.driver == "overlay" for network, _ in pairs):
+            return
+        for network, _ in pairs:
+            if network.name == GATEWAY_BRIDGE_NETWORK:
+                self.disconnect(network.id, container.id)
+
+    def _join_overlay(
+        self,
+        network: Network,
+        container: Container,
+        ip_address: str | None,
+        mac_address: str | None,
+        aliases: list[str] | None,
+        mine: list[Endpoint],
+    ) -> Endpoint:
+        """Claim an address in the cluster, plug and register the endpoint, add the gateway.
+
+        The caller owns the store transaction; the cluster's claims are undone here when a
+        later step fails.
+        """
+        if self.cluster is None:
+            raise Unavailable(f"cannot connect to network '{network.name}': {MISSING_STORE}")
+        failpoints.hit("connect.allocate")
+        requested = ipam.parse_address(ip_address, "IPv4 address") if ip_address else None
+        endpoint_id = new_id()
+        try:
+            address = self.cluster.claim_address(network, endpoint_id, requested)
+        except (Conflict, InvalidArgument) as error:
+            raise type(error)(
+                f"cannot connect container '{container.name}' to network '{network.name}': {error}"
+            ) from error
+
+        with contextlib.ExitStack() as undo:
+            undo.callback(self._release_overlay_endpoint, network.id, endpoint_id, address)
+            used_ifnames = {endpoint.container_ifname for endpoint in mine}
+            endpoint = Endpoint(
+                id=endpoint_id,
+                network_id=network.id,
+                container_id=container.id,
+                container_ifname=next(
+                    f"eth{number}"
+                    for number in range(len(mine) + 1)
+                    if f"eth{number}" not in used_ifnames
+                ),
+                host_ifname=self._new_host_ifname(),
+                mac_address=(mac_address or mac_from_address(address)).lower(),
+                address=address,
+                prefixlen=network.ipam[0].subnet.prefixlen,
+                gateway=None,  # the default route goes through the gateway bridge
+                aliases=list(aliases or []),
+                static_address=bool(ip_address),
+            )
+            self.store.allocate(network.id, address, endpoint.id)
+            self.store.put_endpoint(endpoint)
+
+            failpoints.hit("connect.store")
+            self.drivers["overlay"].join(network, endpoint, container.netns_path, False)
+            undo.callback(self.drivers["overlay"].leave, network, endpoint, container.netns_path)
+
+            failpoints.hit("connect.register")
+            self.cluster.register(self._endpoint_record(network, container, endpoint))
+
+            gateway_bridge = self._ensure_gateway_bridge()
+            if not any(each.network_id == gateway_bridge.id for each in mine):
+                self._join(gateway_bridge, container, None, None, None)
+            undo.pop_all()
+        log.info(
+            "container %s: connected to overlay network %s as %s (%s)",
+            container.name,
+            network.name,
+            endpoint.container_ifname,
+            address,
+        )
+        return endpoint
+
+    def _endpoint_record(
+        self, network: Network, container: Container, endpoint: Endpoint
+    ) -> EndpointRecord:
+        return EndpointRecord(
+            network_id=network.id,
+            network_name=network.name,
+            endpoint_id=endpoint.id,
+            container_id=container.id,
+            container_name=container.name,
+            address=endpoint.address,
+            prefixlen=endpoint.prefixlen,
+            mac_address=endpoint.mac_address,
+            host_address=self.cluster.host_address,
+            host_name=self.cluster.config.node_name,
+            aliases=tuple(endpoint.aliases),
+        )
+
+    def _undo_join(self, network: Network, container: Container, endpoint: Endpoint) -> None:
+        """Undo ``_join`` after a later step of the caller failed (the store rolls back)."""
+        if network.driver != "overlay":
+            self.host.delete_link(endpoint.host_ifname)
+            return
+        self._forget_overlay_endpoint(network, endpoint)
+        self.drivers["overlay"].leave(network, endpoint, container.netns_path)
+        gateway_endpoint, _ = self._gateway_bridge_endpoint(container)
+        if gateway_endpoint is not None:
+            self.host.delete_link(gateway_endpoint.host_ifname)
+
+    def _forget_overlay_endpoint(self, network: Network, endpoint: Endpoint) -> None:
+        """Take the endpoint out of the registry and give its address back to the cluster."""
+        self._release_overlay_endpoint(network.id, endpoint.id, endpoint.address)
+
+    def _release_overlay_endpoint(
+        self, network_id: str, endpoint_id: str, address: IPv4Address
+    ) -> None:
+        # An endpoint leaving must not wait for the store: a failed release is retried from
+        # the daemon's tick (and the lease ends it anyway if this host goes).
+        if self.cluster is None:
+            return
+        try:
+            self.cluster.unregister(network_id, endpoint_id)
+            self.cluster.release_address(network_id, address, endpoint_id)
+        except Unavailable as error:
+            log.warning("cannot release %s in the cluster yet: %s", address, error)
+            self._pending_releases.append((network_id, endpoint_id, address))
+
+    def _endpoint_present(
+        self, container: Container, network: Network, endpoint: Endpoint
+    ) -> bool:
+        """Whether an endpoint's interfaces are there (for reconcile)."""
+        if network.driver == "overlay":
+            sandbox = self._sandbox_netlink(container.netns_path)
+            return (
+                self.drivers["overlay"].endpoint_present(network, endpoint)
+                and sandbox.link_index(endpoint.container_ifname) is not None
+            )
+        return self.host.link_index(endpoint.host_ifname) is not None
+
+    def _reconcile_overlay(self, networks: dict[str, Network], endpoints: list[Endpoint]) -> None:
+        members: dict[str, set[str]] = {}
+        for endpoint in endpoints:
+            network = networks.get(endpoint.network_id)
+            if network is not None and network.driver == "overlay":
+                members.setdefault(network.id, set()).add(endpoint.id)
+        self.drivers["overlay"].reconcile(networks, members)
+
+    def _register_overlay_endpoints(self) -> None:
+        """Register this host's live overlay endpoints and addresses (after a start or a
+        lost lease) and drop registrations of this host that no endpoint backs any more.
+
+        An address taken by another host meanwhile is never shared: that container is
+        disconnected from the overlay network, with an error in the log.
+        """
+        if self.cluster is None:
+            return
+        try:
+            records = self.cluster.endpoints()
+            local_ids = {endpoint.id for endpoint in self.store.endpoints()}
+            for record in records:
+                if record.host_address == self.cluster.host_address and (
+                    record.endpoint_id not in local_ids
+                ):
+                    log.info("cluster: dropping stale registration of %s", record.container_name)
+                    self._release_overlay_endpoint(
+                        record.network_id, record.endpoint_id, record.address
+                    )
+            for network in self.store.networks():
+                if network.driver != "overlay":
+                    continue
+                for container, endpoint in self.network_endpoints(network.id):
+                    try:
+                        self.cluster.reclaim_address(network, endpoint.id, endpoint.address)
+                    except Conflict as error:
+                        log.error(
+                            "container %s: disconnected from overlay network %s: its address "
+                            "%s was taken while this host was away from the cluster (%s)",
+                            container.name,
+                            network.name,
+                            endpoint.address,
+                            error,
+                        )
+                        self.disconnect(network.id, container.id)
+                        continue
+                    self.cluster.register(self._endpoint_record(network, container, endpoint))
+        except Unavailable as error:
+            log.warning("cannot register overlay endpoints yet (will retry): %s", error)
+            self.cluster.lease_renewed.set()
+
+    def network_peers(self, network: Network) -> list[dict[str, str]] | None:
+        """Docker's ``Peers`` of an overlay network: the hosts with endpoints on it."""
+        if network.driver != "overlay":
+            return None
+        hosts: dict[str, str] = {}
+        if self.cluster is not None and self.store.endpoint_count(network.id):
+            hosts[str(self.cluster.host_address)] = self.cluster.config.node_name
+        for record in self.drivers["overlay"].remote_endpoints(network.id):
+            hosts[str(record.host_address)] = record.host_name
+        return [{"Name": name, "IP": address} for address, name in sorted(hosts.items())]

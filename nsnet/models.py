@@ -17,6 +17,9 @@ OPT_MTU = "com.docker.network.driver.mtu"
 
 BUILTIN_NETWORKS = ("bridge", "host", "none")
 DEFAULT_BRIDGE_DEVICE = "nsnet0"
+# The local bridge network (and device) through which containers on overlay networks reach the
+# outside and publish ports, as Docker's docker_gwbridge; made on demand.
+GATEWAY_BRIDGE_NETWORK = "nsnet_gwbridge"
 
 
 @dataclass
@@ -34,9 +37,9 @@ class IpamConfig:
 class Network:
     id: str  # 64 hex
     name: str
-    driver: str  # bridge | host | null
+    driver: str  # bridge | host | null | overlay
     created: str  # RFC 3339 with nanoseconds, as Docker prints it
-    scope: str = "local"
+    scope: str = "local"  # global: an overlay network, defined in the cluster store
     internal: bool = False
     attachable: bool = False
     ingress: bool = False

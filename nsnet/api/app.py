@@ -312,7 +312,12 @@ def add_network_routes(app: FastAPI, runner: EngineRunner) -> None:
     def network_json(ref: str) -> Any:
         network = engine.get_network(ref)
         endpoints = engine.network_endpoints(network.id)
-        return schemas.NetworkResourceOut.from_network(network, endpoints).to_json()
+        document = schemas.NetworkResourceOut.from_network(network, endpoints).to_json()
+        # Docker shows the hosts of an overlay network as Peers, after Labels.
+        peers = getattr(engine, "network_peers", lambda network: None)(network)
+        if peers is not None:
+            document["Peers"] = peers
+        return document
 
     @app.get("/networks")
     async def list_networks(request: Request) -> JSONResponse:

@@ -18,6 +18,8 @@ from etcd3gw.exceptions import Etcd3Exception
 from nsnet.errors import Unavailable
 
 log = logging.getLogger(__name__)
+# One debug line per HTTP request (several a second) would drown the daemon's own debug log.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
 
 API_PATH = "/v3/"  # etcd 3.4's gateway (3.3 had /v3beta/)
 

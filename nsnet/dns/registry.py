@@ -22,7 +22,7 @@ from nsnet.dns.index import NameIndex
 from nsnet.dns.resolver import Resolver, SandboxScope, Upstream
 from nsnet.dns.server import DnsServer
 from nsnet.errors import NsnetError
-from nsnet.models import Container, Endpoint, Network
+from nsnet.models import GATEWAY_BRIDGE_NETWORK, Container, Endpoint, Network
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +122,13 @@ _NOTHING = SandboxScope(network_ids=frozenset(), forwarding=False)
 
 
 def _named(network: Network) -> bool:
-    """Whether containers on ``network`` find each other by name (user-defined networks)."""
-    return network.name != DEFAULT_BRIDGE and network.driver == "bridge"
+    """Whether containers on ``network`` find each other by name (user-defined networks).
+
+    Not on the gateway bridge of overlay containers: its addresses reach no other container.
+    """
+    if network.name in (DEFAULT_BRIDGE, GATEWAY_BRIDGE_NETWORK):
+        return False
+    return network.driver in ("bridge", "overlay")
 
 
 def check_container_dns(container: Container) -> None:

@@ -69,8 +69,9 @@ class Daemon:
     ``env`` adds variables to the daemon's environment (``NSNET_FAILPOINTS`` for instance);
     ``dns`` are the upstream servers given as ``--dns`` (``TEST_DNS_SERVER`` unless set; the
     attribute may be changed before a restart); ``program`` replaces the daemon's command line
-    (the harness's own tests use a stand-in, which gets no ``--dns``).
-    Call ``start()`` (or use as a context manager) and ``close()``.
+    (the harness's own tests use a stand-in, which gets no ``--dns``); ``args`` are more flags
+    for nsnetd (``--cluster-store ...``). Call ``start()`` (or use as a context manager) and
+    ``close()``.
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class Daemon:
         env: dict[str, str] | None = None,
         program: list[str] | None = None,
         dns: "list[str] | tuple[str, ...]" = (TEST_DNS_SERVER,),
+        args: "list[str] | tuple[str, ...]" = (),
     ) -> None:
         self.netns_path = namespace_path(host_netns)
         self.topology = host_netns if isinstance(host_netns, HostWithOutside) else None
@@ -88,6 +90,7 @@ class Daemon:
         self.program = list(program or program_argv("nsnetd", "nsnet.daemon"))
         self.custom_program = program is not None
         self.dns = list(dns)
+        self.args = list(args)  # more nsnetd flags (--cluster-store ...), kept across restarts
         self.console_log = self.root.parent / f"{self.root.name}-nsnetd-console.log"
         self.process: subprocess.Popen | None = None
         self.root.mkdir(parents=True, exist_ok=True)
@@ -155,7 +158,7 @@ class Daemon:
             console.flush()
             # nsenter execs the daemon (no fork for a network namespace), so the pid is nsnetd's.
             self.process = subprocess.Popen(
-                self.nsenter_argv(*self.program, *self.dns_flags()),
+                self.nsenter_argv(*self.program, *self.dns_flags(), *self.args),
                 env=self.environment(),
                 stdin=subprocess.DEVNULL,
                 stdout=console,
