@@ -340,7 +340,7 @@ class NetworkResourceOut(Response):
                 mac_address=endpoint.mac_address,
                 ipv4_address=f"{endpoint.address}/{endpoint.prefixlen}",
             )
-            for container, endpoint in endpoints or []
+            for container, endpoint in sorted(endpoints or [], key=lambda pair: pair[0].id)
         }
         ipam_configs = [
             NetworkIpamConfigOut(
@@ -350,7 +350,8 @@ class NetworkResourceOut(Response):
                     str(config.gateway) if config.gateway and not config.gateway_chosen else None
                 ),
                 aux_addresses=(
-                    {name: str(address) for name, address in config.aux_addresses.items()} or None
+                    {name: str(address) for name, address in sorted_map(config.aux_addresses)}
+                    or None
                 ),
             )
             for config in network.ipam
@@ -366,15 +367,15 @@ class NetworkResourceOut(Response):
             # holds the map it was given, {} from the docker CLI.
             ipam=NetworkIpamOut(
                 driver=network.ipam_driver,
-                options=None if network.builtin else dict(network.ipam_options),
+                options=None if network.builtin else dict(sorted_map(network.ipam_options)),
                 config=ipam_configs,
             ),
             internal=network.internal,
             attachable=network.attachable,
             ingress=network.ingress,
             containers=containers,
-            options=dict(network.options),
-            labels=dict(network.labels),
+            options=dict(sorted_map(network.options)),
+            labels=dict(sorted_map(network.labels)),
         )
 
 
@@ -524,7 +525,7 @@ class ContainerInspectOut(Response):
         """Docker's container JSON, with the sandbox's namespace file as SandboxKey."""
         networks = {
             network.name: EndpointSettingsOut.from_endpoint(endpoint)
-            for network, endpoint in endpoints
+            for network, endpoint in sorted(endpoints, key=lambda pair: pair[0].name)
         }
         # Docker repeats the default bridge's endpoint at the top of NetworkSettings.
         default = networks.get("bridge")
@@ -552,13 +553,13 @@ class ContainerInspectOut(Response):
                 dns_options=list(container.dns_options),
                 dns_search=list(container.dns_search),
                 extra_hosts=list(container.extra_hosts) or None,
-                sysctls=dict(container.sysctls) or None,
+                sysctls=dict(sorted_map(container.sysctls)) or None,
             ),
             config=ContainerConfigOut(
                 hostname=container.hostname,
                 exposed_ports={key: {} for key in ports} or None,
                 cmd=list(container.command),
-                labels=dict(container.labels),
+                labels=dict(sorted_map(container.labels)),
                 mac_address=container.mac_address or None,
             ),
             network_settings=NetworkSettingsOut(
@@ -617,7 +618,7 @@ class ContainerSummaryOut(Response):
                 )
                 for binding in container.ports
             ],
-            labels=dict(container.labels),
+            labels=dict(sorted_map(container.labels)),
             state=container.state,
             status=container_status(
                 container.state,
@@ -629,7 +630,7 @@ class ContainerSummaryOut(Response):
             network_settings={
                 "Networks": {
                     network.name: EndpointSettingsOut.from_endpoint(endpoint)
-                    for network, endpoint in endpoints
+                    for network, endpoint in sorted(endpoints, key=lambda pair: pair[0].name)
                 }
             },
         )
@@ -640,6 +641,11 @@ class EnterOut(Response):
 
 
 # Conversions
+
+
+def sorted_map(mapping: dict) -> list[tuple]:
+    """A map's items by key: Docker's JSON (Go's encoding/json) writes every map so."""
+    return sorted(mapping.items())
 
 
 def parse_ipv4_network(text: str, field: str) -> IPv4Network:
@@ -748,4 +754,4 @@ def ports_map(bindings: list[PortBinding]) -> dict[str, list[PortBindingOut]]:
                 host_port=str(binding.host_port) if binding.host_port else "",
             )
         )
-    return result
+    return dict(sorted_map(result))

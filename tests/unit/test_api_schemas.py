@@ -130,6 +130,37 @@ def test_ipam_config_leaves_out_what_is_not_set() -> None:
     assert rendered["IPAM"]["Config"] == [{"Subnet": "10.20.0.0/16"}]
 
 
+def test_maps_are_written_in_key_order_as_go_writes_them() -> None:
+    network = Network(
+        id=NETWORK_ID,
+        name="n5",
+        driver="bridge",
+        created=CREATED,
+        ipam=[
+            IpamConfig(
+                subnet=IPv4Network("10.21.0.0/16"),
+                aux_addresses={
+                    "zeta": IPv4Address("10.21.0.9"),
+                    "alpha": IPv4Address("10.21.0.8"),
+                },
+            )
+        ],
+        ipam_options={"z": "1", "a": "2"},
+        options={"com.docker.network.driver.mtu": "1400", "com.docker.network.bridge.name": "b"},
+        labels={"tier": "x", "owner": "y"},
+    )
+
+    rendered = schemas.NetworkResourceOut.from_network(network).to_json()
+
+    assert list(rendered["IPAM"]["Config"][0]["AuxiliaryAddresses"]) == ["alpha", "zeta"]
+    assert list(rendered["IPAM"]["Options"]) == ["a", "z"]
+    assert list(rendered["Options"]) == [
+        "com.docker.network.bridge.name",
+        "com.docker.network.driver.mtu",
+    ]
+    assert list(rendered["Labels"]) == ["owner", "tier"]
+
+
 @pytest.mark.parametrize("name, driver", [("host", "host"), ("none", "null")])
 def test_builtin_networks_have_null_ipam_options_and_no_config(name: str, driver: str) -> None:
     network = Network(id=NETWORK_ID, name=name, driver=driver, created=CREATED)

@@ -1,0 +1,142 @@
+"""The real docker CLI pointed at nsnetd's socket (issue 2, point 6, acceptance).
+
+``docker -H unix://SOCKET network ls|create|inspect|rm|connect|disconnect|prune -f`` must work
+and show exactly what nsnet's own CLI shows for the same state: the same tables, the same JSON,
+the same errors. Both clients run inside the throwaway host namespace against one nsnetd.
+"""
+
+import json
+import subprocess
+
+from tests.support.daemon import Daemon
+
+# The docker CLI 28 adds this line after a daemon error in `network rm`; nsnet's CLI does not.
+DOCKER_EXIT_LINE = "exit status 1\n"
+
+
+def docker_stderr(completed: subprocess.CompletedProcess) -> str:
+    return completed.stderr.removesuffix(DOCKER_EXIT_LINE)
+
+
+def same_output(daemon: Daemon, *args: str) -> subprocess.CompletedProcess:
+    """Run ``args`` through both clients; assert equal status, stdout and stderr."""
+    through_docker = daemon.docker(*args, check=False)
+    through_nsnet = daemon.cli(*args, check=False)
+
+    assert through_docker.returncode == through_nsnet.returncode, (
+        args,
+        through_docker.stderr,
+        through_nsnet.stderr,
+    )
+    assert through_docker.stdout == through_nsnet.stdout, args
+    assert docker_stderr(through_docker) == through_nsnet.stderr, args
+    return through_docker
+
+
+def names_listed(daemon: Daemon) -> list[str]:
+    return [line.split()[1] for line in daemon.cli("network", "ls").stdout.splitlines()[1:]]
+
+
+def test_docker_network_commands_show_what_nsnet_shows(daemon: Daemon) -> None:
+    created = daemon.docker(
+        "network", "create", "--subnet", "10.60.0.0/24", "--gateway", "10.60.0.254",
+        "--ip-range", "10.60.0.128/25", "--aux-address", "router=10.60.0.2",
+        "--label", "tier=front", "--attachable", "front",
+    ).stdout.strip()  # fmt: skip
+    daemon.cli("network", "create", "--internal", "-o", "com.docker.network.driver.mtu=1400",
+               "back")  # fmt: skip
+
+    assert len(created) == 64
+    assert names_listed(daemon) == ["back", "bridge", "front", "host", "none"]
+    inspected = json.loads(daemon.cli("network", "inspect", "front").stdout)[0]
+    assert inspected["Id"] == created
+    assert inspected["IPAM"]["Config"] == [
+        {
+            "Subnet": "10.60.0.0/24",
+            "IPRange": "10.60.0.128/25",
+            "Gateway": "10.60.0.254",
+            "AuxiliaryAddresses": {"router": "10.60.0.2"},
+        }
+    ]
+
+    for args in (
+        ["network", "ls"],
+        ["network", "ls", "--no-trunc"],
+        ["network", "ls", "-q"],
+        ["network", "ls", "-f", "driver=bridge"],
+        ["network", "ls", "-f", "name=front"],
+        ["network", "ls", "-f", "type=custom"],
+        ["network", "ls", "-f", "label=tier=front"],
+        ["network", "inspect", "bridge", "host", "none", "front", "back"],
+    ):
+        same_output(daemon, *args)
+
+    daemon.cli("run", "-d", "--name", "web", "--network", "front", "--", "sleep", "300")
+    daemon.docker("network", "connect", "--alias", "db", "--ip", "172.18.0.50", "back", "web")
+    same_output(daemon, "network", "inspect", "front", "back")
+    back = json.loads(daemon.cli("network", "inspect", "back").stdout)[0]
+    (endpoint,) = back["Containers"].values()
+    assert (endpoint["Name"], endpoint["IPv4Address"]) == ("web", "172.18.0.50/16")
+    settings = json.loads(daemon.cli("inspect", "web").stdout)[0]["NetworkSettings"]
+    assert settings["Networks"]["back"]["Aliases"] == ["db"]
+    same_output(daemon, "inspect", "web")
+
+    daemon.docker("network", "disconnect", "back", "web")
+    same_output(daemon, "network", "inspect", "back")
+    assert json.loads(daemon.cli("network", "inspect", "back").stdout)[0]["Containers"] == {}
+
+    removed = daemon.docker("network", "rm", "back")
+    assert removed.stdout == "back\n"
+    assert names_listed(daemon) == ["bridge", "front", "host", "none"]
+
+    daemon.cli("rm", "-f", "web")
+
+
+def test_docker_network_prune_prints_what_nsnet_prune_prints(daemon: Daemon) -> None:
+    def make_unused_networks() -> None:
+        for name in ("unused-a", "unused-b"):
+            daemon.cli("network", "create", name)
+
+    daemon.cli("network", "create", "kept")
+    daemon.cli("run", "-d", "--name", "holder", "--network", "kept", "--", "sleep", "300")
+
+    make_unused_networks()
+    through_docker = daemon.docker("network", "prune", "-f")
+    assert names_listed(daemon) == ["bridge", "host", "kept", "none"]
+    make_unused_networks()
+    through_nsnet = daemon.cli("network", "prune", "-f")
+
+    assert through_docker.stdout == through_nsnet.stdout
+    assert sorted(through_docker.stdout.splitlines()) == sorted(
+        ["Deleted Networks:", "unused-a", "unused-b", ""]
+    )
+    assert names_listed(daemon) == ["bridge", "host", "kept", "none"]
+    same_output(daemon, "network", "prune", "-f")  # nothing left to prune: no output
+
+    daemon.cli("rm", "-f", "holder")
+
+
+def test_docker_cli_errors_read_as_nsnets(daemon: Daemon) -> None:
+    daemon.cli("network", "create", "--subnet", "10.61.0.0/24", "front")
+    daemon.cli("run", "-d", "--name", "web", "--network", "front", "--", "sleep", "300")
+    daemon.cli("run", "-d", "--name", "hosted", "--network", "host", "--", "sleep", "300")
+    before = daemon.cli("network", "ls", "--no-trunc").stdout
+
+    cases = {
+        ("network", "inspect", "nowhere"): "network nowhere not found",
+        ("network", "rm", "bridge"): "bridge is a pre-defined network and cannot be removed",
+        ("network", "rm", "front"): "has active endpoints (web)",
+        ("network", "create", "front"): "network with name front already exists",
+        ("network", "create", "--subnet", "10.61.0.0/25", "overlap"): "overlaps",
+        ("network", "create", "--ipv6", "six"): "IPv6 is not supported yet",
+        ("network", "connect", "front", "nobody"): "No such container: nobody",
+        ("network", "connect", "nowhere", "web"): "network nowhere not found",
+        ("network", "connect", "front", "hosted"): "host network",
+        ("network", "disconnect", "bridge", "web"): "is not connected to network bridge",
+    }
+    for args, message in cases.items():
+        failed = same_output(daemon, *args)
+        assert failed.returncode != 0 and message in failed.stderr, (args, failed.stderr)
+
+    assert daemon.cli("network", "ls", "--no-trunc").stdout == before
+    daemon.cli("rm", "-f", "web", "hosted")
