@@ -1,0 +1,444 @@
+"""Overlay networks across three hosts: real nsnetd daemons, a real etcd, VXLAN on an underlay.
+
+Each test builds its own cluster (tests/support/etcd.py): a fabric bridge in a namespace of its
+own, three host namespaces on it at 198.51.100.1-3, etcd at 198.51.100.100 and an "outside" at
+198.51.100.254. The daemons run with a short lease TTL so that a dead host's endpoints vanish
+quickly. What is checked is what a user would see: traffic, names, addresses, and the FDB and
+neighbour entries of each host's VXLAN device.
+"""
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon import Daemon, program_argv
+from tests.support.etcd import OUTSIDE_ADDRESS, Etcd, Underlay, etcd_available
+from tests.support.netns import NamespacePool, run
+
+TTL = 3  # seconds: the daemons' lease, so a dead host is forgotten quickly
+EXPIRY_SLACK = 6.0  # etcd checks expiries every half second; the watch adds milliseconds
+REACH_DEADLINE = 1.0  # a container started on one host is reachable from another within this
+
+pytestmark = pytest.mark.skipif(
+    not etcd_available(), reason="Debian's etcd (/usr/bin/etcd, package etcd-server) is missing"
+)
+
+
+class Cluster:
+    """Hosts on an underlay with an etcd, each running nsnetd as a member of the cluster."""
+
+    def __init__(self, pool: NamespacePool, tmp_path: Path, hosts: int, mtu: int) -> None:
+        self.underlay = Underlay(pool, mtu=mtu)
+        self.hosts = [self.underlay.add_host() for _ in range(hosts)]
+        self.etcd = Etcd(self.underlay, tmp_path / "etcd").start()
+        self.daemons: list[Daemon] = []
+        for number, host in enumerate(self.hosts):
+            daemon = Daemon(host, tmp_path / f"node{number}", args=self.flags(host))
+            self.daemons.append(daemon)
+            daemon.start()
+
+    def flags(self, host) -> list[str]:
+        return [
+            "--cluster-store", self.etcd.url,
+            "--advertise-addr", self.underlay.address_of(host),
+            "--cluster-ttl", str(TTL),
+        ]  # fmt: skip
+
+    def close(self) -> None:
+        problems = []
+        for daemon in self.daemons:
+            try:
+                daemon.close()
+            except AssertionError as error:
+                problems.append(str(error))
+        self.etcd.close()
+        if problems:
+            raise AssertionError("\n".join(problems))
+
+
+@pytest.fixture
+def make_cluster(tmp_path: Path) -> Iterator:
+    made: list[tuple[Cluster, NamespacePool]] = []
+
+    def make(hosts: int = 3, mtu: int = 1500) -> Cluster:
+        pool = NamespacePool()
+        try:
+            cluster = Cluster(pool, tmp_path, hosts, mtu)
+        except BaseException:
+            pool.close()
+            raise
+        made.append((cluster, pool))
+        return cluster
+
+    yield make
+    for cluster, pool in made:
+        try:
+            cluster.close()
+        finally:
+            pool.close()
+
+
+def network_id(daemon: Daemon, name: str) -> str:
+    return json.loads(daemon.cli("network", "inspect", name).stdout)[0]["Id"]
+
+
+def overlay_netns(daemon: Daemon, name: str) -> Path:
+    return daemon.root / "run" / "overlay" / network_id(daemon, name)
+
+
+def fdb_entries(daemon: Daemon, name: str) -> list[tuple[str, str]]:
+    """(MAC, destination) of the VXLAN device's own entries ("self", with a remote)."""
+    path = overlay_netns(daemon, name)
+    if not path.exists():
+        return []
+    output = run(["nsenter", f"--net={path}", "bridge", "-j", "fdb", "show", "dev", "vxlan0"])
+    return [(entry["mac"], entry["dst"]) for entry in json.loads(output.stdout) if "dst" in entry]
+
+
+def neighbours(daemon: Daemon, name: str) -> dict[str, tuple[str, list[str]]]:
+    path = overlay_netns(daemon, name)
+    if not path.exists():
+        return {}
+    output = run(["nsenter", f"--net={path}", "ip", "-j", "neigh", "show", "dev", "vxlan0"])
+    return {
+        entry["dst"]: (entry.get("lladdr", ""), entry.get("state", []))
+        for entry in json.loads(output.stdout)
+    }
+
+
+def container_address(daemon: Daemon, container: str, network: str) -> str:
+    document = json.loads(daemon.cli("inspect", container).stdout)[0]
+    return document["NetworkSettings"]["Networks"][network]["IPAddress"]
+
+
+def container_mac(daemon: Daemon, container: str, network: str) -> str:
+    document = json.loads(daemon.cli("inspect", container).stdout)[0]
+    return document["NetworkSettings"]["Networks"][network]["MacAddress"]
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.02) -> float:
+    """Poll ``condition`` until true; return how long it took, or fail naming ``what``."""
+    started = time.monotonic()
+    while True:
+        if condition():
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(interval)
+
+
+def sleeper(daemon: Daemon, name: str, *flags: str) -> None:
+    daemon.cli("run", "-d", "--name", name, "--network", "ov", *flags, "--", "sleep", "600")
+
+
+RECEIVER = """
+import socket
+server = socket.create_server(("", 5000))
+connection, _ = server.accept()
+received = 0
+while data := connection.recv(1 << 16):
+    received += len(data)
+print("received", received, flush=True)
+"""
+SENDER = """
+import socket, sys
+connection = socket.create_connection((sys.argv[1], 5000), timeout=30)
+connection.sendall(bytes(int(sys.argv[2])))
+connection.close()
+"""
+
+
+def receiver(daemon: Daemon, name: str) -> None:
+    """A container that counts the bytes of one TCP connection on port 5000, then exits."""
+    daemon.cli(
+        "run", "-d", "--name", name, "--network", "ov", "--", sys.executable, "-c", RECEIVER
+    )
+
+
+def transfer(sender: Daemon, container: str, to: Daemon, name: str, size: int) -> int:
+    """Send ``size`` bytes from ``container`` to the receiver ``name``; return what arrived."""
+    sender.cli("exec", container, "--", sys.executable, "-c", SENDER, name, str(size), timeout=120)
+
+    def finished() -> bool:
+        return "received" in to.cli("logs", name).stdout
+
+    wait_for(finished, 30, f"the receiver {name} finishes", interval=0.1)
+    return int(to.cli("logs", name).stdout.split()[-1])
+
+
+def test_ping_transfer_and_names_across_three_hosts(make_cluster) -> None:
+    cluster = make_cluster()
+    one, two, three = cluster.daemons
+    one.cli("network", "create", "-d", "overlay", "--attachable", "ov")
+    sleeper(one, "c1")
+    sleeper(two, "c2")
+    receiver(three, "c3")
+
+    for daemon in cluster.daemons:
+        listing = daemon.cli("network", "ls").stdout
+        assert re.search(r"\bov\s+overlay\s+global\b", listing), listing
+
+    # Names resolve through the embedded DNS to containers on the other hosts.
+    ping = one.cli("exec", "c1", "--", "ping", "-c", "3", "-i", "0.2", "-W", "2", "c2")
+    assert " 0% packet loss" in ping.stdout, ping.stdout
+    answer = two.cli("exec", "c2", "--", "dig", "+short", "@127.0.0.11", "c3").stdout.split()
+    assert answer == [container_address(three, "c3", "ov")]
+
+    # A 1 MB TCP transfer from host 1 to host 3.
+    assert transfer(one, "c1", three, "c3", 1 << 20) == 1 << 20
+
+    # Each host's VXLAN device: one FDB entry per remote MAC, at its host; no flood entry.
+    macs = {
+        "c1": (container_mac(one, "c1", "ov"), "198.51.100.1"),
+        "c2": (container_mac(two, "c2", "ov"), "198.51.100.2"),
+        "c3": (container_mac(three, "c3", "ov"), "198.51.100.3"),
+    }
+    addresses = {
+        "c1": container_address(one, "c1", "ov"),
+        "c2": container_address(two, "c2", "ov"),
+        "c3": container_address(three, "c3", "ov"),
+    }
+    for daemon, local in ((one, "c1"), (two, "c2"), (three, "c3")):
+        entries = fdb_entries(daemon, "ov")
+        expected = sorted(value for name, value in macs.items() if name != local)
+        assert sorted(entries) == expected, (local, entries)
+        assert all(mac != "00:00:00:00:00:00" for mac, _ in entries)
+        expected_neighbours = {
+            addresses[name]: (macs[name][0], ["PERMANENT"]) for name in macs if name != local
+        }
+        assert neighbours(daemon, "ov") == expected_neighbours, local
+
+    details = run(["nsenter", f"--net={overlay_netns(one, 'ov')}", "ip", "-d", "link", "show"])
+    assert re.search(r"vxlan id 4096 .*dstport 4789 .*nolearning proxy", details.stdout)
+
+    inspect = json.loads(one.cli("network", "inspect", "ov").stdout)[0]
+    assert inspect["Scope"] == "global"
+    assert [entry["Name"] for entry in inspect["Containers"].values()] == ["c1"]
+    assert sorted(peer["IP"] for peer in inspect["Peers"]) == [
+        "198.51.100.1",
+        "198.51.100.2",
+        "198.51.100.3",
+    ]
+
+
+def test_started_on_one_host_reachable_from_another_within_a_second(make_cluster) -> None:
+    cluster = make_cluster(hosts=2)
+    one, two = cluster.daemons
+    one.cli("network", "create", "-d", "overlay", "--subnet", "10.5.0.0/24", "ov")
+    sleeper(one, "ca")
+    address = "10.5.0.20"
+
+    # A pinger on host 1 asks 20 times a second, with timestamps, before cb exists at all.
+    pinger = subprocess.Popen(
+        one.nsenter_argv(
+            *program_argv("nsnet", "nsnet.cli"), "exec", "ca", "--",
+            "ping", "-D", "-n", "-i", "0.05", "-W", "0.05", "-w", "8", address,
+        ),
+        env=one.environment(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(1)
+        started = time.time()
+        two.cli(
+            "run", "-d", "--name", "cb", "--network", "ov", "--ip", address, "--", "sleep", "600"
+        )
+        output, _ = pinger.communicate(timeout=30)
+    finally:
+        if pinger.poll() is None:
+            pinger.kill()
+            pinger.wait()
+    replies = [
+        float(line[1:].split("]")[0]) for line in output.splitlines() if "bytes from" in line
+    ]
+    assert replies, output
+    elapsed = replies[0] - started
+    assert elapsed < REACH_DEADLINE, f"first answer {elapsed:.2f} s after 'run' began"
+
+    # When the container goes, its entries go from the other host.
+    two.cli("rm", "-f", "cb")
+    wait_for(lambda: fdb_entries(one, "ov") == [], 2, "FDB entry of cb removed on host 1")
+    assert address not in neighbours(one, "ov")
+    # The last local member's leaving removes the data plane of host 2.
+    assert not (two.root / "run" / "overlay").exists() or not any(
+        (two.root / "run" / "overlay").iterdir()
+    )
+
+
+def test_containers_created_at_once_on_all_hosts_get_distinct_addresses(make_cluster) -> None:
+    cluster = make_cluster()
+    cluster.daemons[0].cli("network", "create", "-d", "overlay", "--subnet", "10.9.0.0/24", "ov")
+    per_host = 4
+    failures: list[str] = []
+
+    def create_all(number: int, daemon: Daemon) -> None:
+        for index in range(per_host):
+            completed = daemon.cli(
+                "create", "--name", f"h{number}c{index}", "--network", "ov", "--", "true",
+                check=False,
+            )  # fmt: skip
+            if completed.returncode != 0:
+                failures.append(completed.stderr)
+
+    threads = [
+        threading.Thread(target=create_all, args=(number, daemon))
+        for number, daemon in enumerate(cluster.daemons)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+
+    addresses = [
+        container_address(daemon, f"h{number}c{index}", "ov")
+        for number, daemon in enumerate(cluster.daemons)
+        for index in range(per_host)
+    ]
+    assert len(set(addresses)) == len(addresses) == 3 * per_host, addresses
+    assert all(address.startswith("10.9.0.") for address in addresses)
+    claims = [key for key in cluster.etcd.keys() if key.startswith("/nsnet/addresses/")]
+    assert len(claims) == 3 * per_host
+
+
+def test_dead_host_endpoints_vanish_after_the_ttl(make_cluster) -> None:
+    cluster = make_cluster()
+    one, two, three = cluster.daemons
+    one.cli("network", "create", "-d", "overlay", "ov")
+    sleeper(one, "c1")
+    sleeper(two, "c2")
+    sleeper(three, "c3")
+    c3_mac = container_mac(three, "c3", "ov")
+    wait_for(lambda: len(fdb_entries(one, "ov")) == 2, 2, "host 1 learns both peers")
+
+    # Host 3 dies: its daemon is killed, its containers and namespace go, with no goodbye.
+    three.kill9()
+    three.close()
+    cluster.hosts[2].delete()
+    killed = time.monotonic()
+
+    def forgotten() -> bool:
+        return all(mac != c3_mac for mac, _ in fdb_entries(one, "ov")) and all(
+            mac != c3_mac for mac, _ in fdb_entries(two, "ov")
+        )
+
+    wait_for(forgotten, TTL + EXPIRY_SLACK, "host 3's endpoint removed from hosts 1 and 2")
+    assert time.monotonic() - killed >= TTL - 1  # the lease, not anything sooner, removed it
+    lookup = one.cli("exec", "c1", "--", "dig", "+short", "@127.0.0.11", "c3").stdout
+    assert lookup.strip() == ""
+    peers = json.loads(one.cli("network", "inspect", "ov").stdout)[0]["Peers"]
+    assert sorted(peer["IP"] for peer in peers) == ["198.51.100.1", "198.51.100.2"]
+    ping = one.cli("exec", "c1", "--", "ping", "-c", "1", "-W", "2", "c2")
+    assert " 0% packet loss" in ping.stdout
+
+
+def test_large_transfer_over_an_underlay_with_mtu_1400(make_cluster) -> None:
+    cluster = make_cluster(hosts=2, mtu=1400)
+    one, two = cluster.daemons
+    one.cli("network", "create", "-d", "overlay", "ov")
+    receiver(two, "server")
+    sleeper(one, "client")
+
+    link = json.loads(one.cli("exec", "client", "--", "ip", "-j", "link", "show", "eth0").stdout)
+    assert link[0]["mtu"] == 1350  # 1400 - 50 bytes of VXLAN over IPv4
+
+    assert transfer(one, "client", two, "server", 16 << 20) == 16 << 20
+
+
+def test_outside_and_published_ports_through_the_gateway_bridge(make_cluster) -> None:
+    cluster = make_cluster(hosts=2)
+    one, _ = cluster.daemons
+    one.cli("network", "create", "-d", "overlay", "ov")
+    www = Path(one.root) / "www"
+    www.mkdir()
+    (www / "index.html").write_text("hello from the overlay\n")
+    one.cli(
+        "run", "-d", "--name", "web", "--network", "ov", "-p", "8080:80",
+        "--", "busybox", "httpd", "-f", "-p", "80", "-h", str(www),
+    )  # fmt: skip
+
+    routes = one.cli("exec", "web", "--", "ip", "route").stdout
+    assert re.search(r"default via \S+ dev eth1", routes), routes
+    ping = one.cli("exec", "web", "--", "ping", "-c", "1", "-W", "2", OUTSIDE_ADDRESS)
+    assert " 0% packet loss" in ping.stdout
+
+    def served() -> bool:
+        fetched = cluster.underlay.outside.run(
+            "busybox", "wget", "-q", "-T", "2", "-O", "-", "http://198.51.100.1:8080/", check=False
+        )
+        return "hello from the overlay" in fetched.stdout
+
+    wait_for(served, 5, "the published port answers from the outside")
+
+
+def test_overlay_network_needs_a_cluster_store(daemon: Daemon) -> None:
+    completed = daemon.cli("network", "create", "-d", "overlay", "ov", check=False)
+    assert completed.returncode != 0
+    assert "--cluster-store" in completed.stderr, completed.stderr
+    assert "ov" not in daemon.cli("network", "ls").stdout.split()
+
+
+def test_address_taken_while_cut_off_disconnects_the_container(make_cluster) -> None:
+    cluster = make_cluster(hosts=2)
+    one, two = cluster.daemons
+    one.cli("network", "create", "-d", "overlay", "--subnet", "10.7.0.0/24", "ov")
+    sleeper(two, "away", "--ip", "10.7.0.50")
+    sleeper(two, "stays")
+    stays_address = container_address(two, "stays", "ov")
+
+    # Host 2 is cut off longer than the TTL; meanwhile host 1 takes the address of 'away'.
+    cluster.underlay.cut(cluster.hosts[1])
+    wait_for(
+        lambda: not any(key.endswith("/10.7.0.50") for key in cluster.etcd.keys()),
+        TTL + EXPIRY_SLACK,
+        "the cut-off host's claims expire",
+    )
+    sleeper(one, "newcomer", "--ip", "10.7.0.50")
+    cluster.underlay.mend(cluster.hosts[1])
+
+    def disconnected() -> bool:
+        networks = json.loads(two.cli("inspect", "away").stdout)[0]["NetworkSettings"]
+        return "ov" not in networks["Networks"]
+
+    wait_for(disconnected, TTL + EXPIRY_SLACK, "host 2 disconnects 'away' from ov")
+    log = (two.console_log.read_text(errors="replace")) + two.logs()
+    assert "container away: disconnected from overlay network ov" in log
+    # The other container of host 2 registered again and is reachable.
+    wait_for(
+        lambda: (
+            one.cli(
+                "exec", "newcomer", "--", "ping", "-c", "1", "-W", "1", stays_address, check=False
+            ).returncode
+            == 0
+        ),
+        TTL + EXPIRY_SLACK,
+        "host 2's other container is reachable again",
+    )
+    holders = [value for key, value in cluster.etcd.keys().items() if key.endswith("/10.7.0.50")]
+    assert len(holders) == 1 and '"host":"198.51.100.1"' in holders[0]
+
+
+def test_restart_within_the_ttl_keeps_the_endpoints(make_cluster) -> None:
+    cluster = make_cluster(hosts=2)
+    one, two = cluster.daemons
+    one.cli("network", "create", "-d", "overlay", "ov")
+    sleeper(one, "ca")
+    sleeper(two, "cb")
+    b_address = container_address(two, "cb", "ov")
+    before = fdb_entries(one, "ov")
+
+    two.restart()
+    time.sleep(TTL + 1)  # longer than the lease: only a kept or renewed lease explains entries
+    assert fdb_entries(one, "ov") == before
+    ping = one.cli("exec", "ca", "--", "ping", "-c", "1", "-W", "2", b_address)
+    assert " 0% packet loss" in ping.stdout
