@@ -372,10 +372,13 @@ def test_outside_and_published_ports_through_the_gateway_bridge(make_cluster) ->
     ping = one.cli("exec", "web", "--", "ping", "-c", "1", "-W", "2", OUTSIDE_ADDRESS)
     assert " 0% packet loss" in ping.stdout
 
+    fetch = (
+        "import urllib.request; "
+        "print(urllib.request.urlopen('http://198.51.100.1:8080/', timeout=2).read().decode())"
+    )
+
     def served() -> bool:
-        fetched = cluster.underlay.outside.run(
-            "busybox", "wget", "-q", "-T", "2", "-O", "-", "http://198.51.100.1:8080/", check=False
-        )
+        fetched = cluster.underlay.outside.run(sys.executable, "-c", fetch, check=False)
         return "hello from the overlay" in fetched.stdout
 
     wait_for(served, 5, "the published port answers from the outside")
