@@ -311,6 +311,9 @@ class Netlink:
     def set_up(self, link: int | str) -> None:
         self._set_link(link, [], f"set link '{link}' up", IFF_UP, IFF_UP)
 
+    def set_mtu(self, link: int | str, mtu: int) -> None:
+        self._set_link(link, [("IFLA_MTU", mtu)], f"set the MTU of link '{link}' to {mtu}")
+
     def set_down(self, link: int | str) -> None:
         self._set_link(link, [], f"set link '{link}' down", 0, IFF_UP)
 
