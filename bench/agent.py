@@ -15,7 +15,8 @@ Requests (``op``):
     listen      ports                         -> {}        (accept and close, until killed)
     tcp_connect targets, rounds, timeout      -> samples {"address:port": [seconds...]}
     dns_rate    server, name, seconds, window -> answers, lost, failures, latencies (seconds)
-    engine_open root                          -> seconds   (nsnet's Engine, in this process)
+    engine_open root, profile?                -> seconds   (nsnet's Engine, in this process;
+                                                          with a cProfile of every call)
     engine      call, arguments               -> seconds, result
     engine_close                              -> problems
 """
@@ -252,6 +253,8 @@ class EngineHost:
 
     def __init__(self) -> None:
         self.engine = None
+        self.profiler = None
+        self.profile_path = None
 
     def open(self, request: dict) -> dict:
         os.environ["NSNET_ROOT"] = request["root"]
@@ -264,6 +267,11 @@ class EngineHost:
             level=logging.INFO,
             format="%(asctime)s %(name)s %(levelname)s %(message)s",
         )
+        if request.get("profile"):
+            import cProfile
+
+            self.profiler = cProfile.Profile()
+            self.profile_path = request["profile"]
         started = time.perf_counter()
         self.engine = Engine()
         self.engine.open()
@@ -276,9 +284,15 @@ class EngineHost:
         arguments = dict(request.get("arguments") or {})
         function, positional, keywords = self._prepare(call, arguments)
 
+        if self.profiler is not None:
+            self.profiler.enable()
         started = time.perf_counter()
-        result = function(*positional, **keywords)
-        seconds = time.perf_counter() - started
+        try:
+            result = function(*positional, **keywords)
+        finally:
+            seconds = time.perf_counter() - started
+            if self.profiler is not None:
+                self.profiler.disable()
 
         return {"seconds": seconds, "result": _describe(result)}
 
@@ -316,6 +330,8 @@ class EngineHost:
                 problems.append(f"cannot remove container '{container.name}': {error}")
         self.engine.close()
         self.engine = None
+        if self.profiler is not None:
+            self.profiler.dump_stats(self.profile_path)
         return {"problems": problems}
 
 

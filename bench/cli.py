@@ -95,6 +95,11 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep-logs", action="store_true", help="keep the run directory with every log"
     )
+    parser.add_argument(
+        "--profile-engine",
+        action="store_true",
+        help="keep a cProfile of the engine's calls (in the run directory, which is then kept)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="progress at debug level")
     return parser.parse_args(argv)
 
@@ -199,9 +204,10 @@ def run_stage(
     results: Results,
     profile: Profile,
     cleanup_problems: list[str],
+    settings: dict,
 ) -> None:
     """One stage on one subject, in a world of its own that is always removed."""
-    world = World(parent=run_directory, name=f"{stage_name}-{subject_name}")
+    world = World(parent=run_directory, name=f"{stage_name}-{subject_name}", settings=settings)
     world.keep_directory = True  # the run directory's fate is decided at the end
     started = time.monotonic()
     try:
@@ -287,6 +293,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, text in problems.items():
         for stage_name in stages:
             results.stage_problems[(stage_name, name)] = ("unavailable", text)
+    for name in SUBJECTS:
+        if name not in subjects:
+            excluded_anchor = arguments.no_anchors and name in ANCHOR_SUBJECTS
+            why = "--no-anchors" if excluded_anchor else "--subjects"
+            for stage_name in stages:
+                results.stage_problems[(stage_name, name)] = ("unavailable", f"not run ({why})")
     started_at = datetime.now(UTC)
     started = time.monotonic()
     cleanup_problems: list[str] = []
@@ -300,7 +312,13 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 log.info("%s: %s ...", stage_name, subject_name)
                 run_stage(
-                    stage_name, subject_name, run_directory, results, profile, cleanup_problems
+                    stage_name,
+                    subject_name,
+                    run_directory,
+                    results,
+                    profile,
+                    cleanup_problems,
+                    {"profile_engine": arguments.profile_engine},
                 )
     except KeyboardInterrupt:
         interrupted = True
@@ -340,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         "profile": profile.to_json(),
         "subjects": subjects,
         "stages": stages,
+        "engine_profiled": arguments.profile_engine,
         "stage_problems": [
             {"stage": stage, "subject": subject, "kind": kind, "message": message}
             for (stage, subject), (kind, message) in results.stage_problems.items()
@@ -361,11 +380,16 @@ def main(argv: list[str] | None = None) -> int:
         if m.subject in ANCHOR_SUBJECTS
         and m.unavailable
         and not m.unavailable.startswith("not run")
-    ] + [key for key in results.stage_problems if key[1] in ANCHOR_SUBJECTS]
+    ] + [
+        key
+        for key, (_, message) in results.stage_problems.items()
+        if key[1] in ANCHOR_SUBJECTS and not message.startswith("not run")
+    ]
     for problem in cleanup_problems:
         log.error("cleanup: %s", problem)
 
-    keep = arguments.keep_logs or failed or cleanup_problems or interrupted
+    keep = arguments.keep_logs or arguments.profile_engine or failed or cleanup_problems
+    keep = keep or interrupted
     if keep:
         log.info("logs kept in %s", run_directory)
     else:

@@ -163,10 +163,10 @@ class Docker(DockerApiSubject):
         self.dockerd.docker("import", str(archive), IMAGE)
 
     def daemon_pids(self) -> list[int]:
-        """dockerd, its containerd and docker-proxy children, and this daemon's shims."""
+        """dockerd first, then its containerd and docker-proxy children and its shims."""
         pid = self.dockerd.process.pid
         shims = processes.with_command_line(str(self.dockerd.exec_root))
-        return sorted({pid, *processes.descendants(pid), *shims})
+        return [pid, *sorted({*processes.descendants(pid), *shims} - {pid})]
 
     def cli(self, *args: str) -> tuple[str, float]:
         answer = self.agent.exec(["docker", "-H", f"unix://{self.dockerd.socket}", *args])

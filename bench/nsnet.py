@@ -7,7 +7,9 @@ namespace. nsnet wires a container's network when it is created, so "container c
 the create call alone; "container run" adds the start of its process.
 
 ``NsnetEngine`` opens an ``Engine`` inside an agent in its own host namespace and times each
-call there: the engine's cost without HTTP, JSON or a process start.
+call there: the engine's cost without HTTP, JSON or a process start. With ``--profile-engine``
+the agent also keeps a cProfile of every engine call, written as <stage>-engine-*.prof in the
+run directory (figures of such a run include the profiler's overhead).
 """
 
 import importlib.util
@@ -89,7 +91,11 @@ class NsnetEngine(Subject):
         self.world.on_close("remove the engine's leftovers", self._clean)
         self.agent = self.world.agent(self.topology.host.path, "engine-host")
         self.world.on_close("close the engine", self._close_engine)
-        self.agent.request("engine_open", root=str(self.root))
+        profile = None
+        if self.world.settings.get("profile_engine"):
+            # Beside the world's directory, so that it outlives the world.
+            profile = str(self.world.directory.parent / f"{self.world.directory.name}.prof")
+        self.agent.request("engine_open", root=str(self.root), profile=profile)
 
     def _close_engine(self) -> None:
         problems = self.agent.request("engine_close")["problems"]

@@ -269,6 +269,10 @@ def neighbour_tables() -> dict:
     return tables
 
 
+def neighbour_overflows() -> int:
+    return sum(table["table_fulls"] for table in neighbour_tables().values())
+
+
 def scale(stage: Stage) -> None:
     subject, profile = stage.subject, stage.profile
     network = subject.bench_network(BENCH_NETWORK)
@@ -277,6 +281,7 @@ def scale(stage: Stage) -> None:
 
     existing = 0
     fill_rate = None
+    overflows_before = neighbour_overflows()
     for count in profile.endpoint_counts:
         cases = [f"attach.at{count}", f"detach.at{count}"]
         if limit is not None and count > limit:
@@ -305,6 +310,21 @@ def scale(stage: Stage) -> None:
         }
         stage.loop(subject.primary, cases, profile.repeats, attach_step, context)
         memory(stage, count)
+
+        overflows = neighbour_overflows() - overflows_before
+        if overflows:
+            # The tables are global: another user of the machine may have been refused too.
+            log.warning(
+                "scale: the kernel's neighbour tables overflowed %d time(s) with %s at %d "
+                "endpoints",
+                overflows,
+                subject.name,
+                count,
+            )
+            for case in cases:
+                found = stage.results.find(case, subject.name, subject.primary)
+                if found is not None:
+                    found.note = f"neighbour table overflowed {overflows} time(s) meanwhile"
 
 
 def docker_scale_reason(count: int, limit: int, fill_rate: float | None, stage: Stage) -> str:

@@ -102,10 +102,13 @@ class Agent:
 class World:
     """Namespaces, a directory under /tmp and processes for one run, all removed on close."""
 
-    def __init__(self, parent: Path | None = None, name: str = "nsnt-bench") -> None:
+    def __init__(
+        self, parent: Path | None = None, name: str = "nsnt-bench", settings: dict | None = None
+    ) -> None:
         # Under /tmp by default: dockerd's containerd puts unix sockets below it (108 bytes).
         self.directory = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=parent or "/tmp"))
         self.keep_directory = False
+        self.settings = dict(settings or {})  # run options that subjects read
         self.pool = NamespacePool(prefix=NAME_PREFIX)
         self._cleanups: list[tuple[str, Callable[[], object]]] = []
         self._processes: list[subprocess.Popen] = []
