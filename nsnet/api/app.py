@@ -447,14 +447,9 @@ def add_container_routes(app: FastAPI, runner: EngineRunner) -> None:
 
     @app.delete("/containers/{ref}")
     async def remove_container(ref: str, request: Request) -> Response:
-        force = query_bool(request, "force")
-        if force:
-            # Killed here rather than inside remove_container, which would hold the engine's
-            # thread while the process goes. Docker's rm -f kills without a SIGTERM first.
-            container = await runner.run(engine.get_container, ref)
-            if container.state == "running":
-                await stop_process(runner, container.id, 0)
-        await runner.run(engine.remove_container, ref, force=force)
+        # With force, the engine kills a running process itself (SIGKILL at once) after its
+        # checks: a refused removal must leave the process running.
+        await runner.run(engine.remove_container, ref, force=query_bool(request, "force"))
         log.info("container %s removed", ref)
         return Response(status_code=204)
 

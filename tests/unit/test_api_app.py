@@ -213,19 +213,6 @@ def test_stop_kills_after_the_timeout_and_serves_others_meanwhile(
     assert signals == ["signal_container 15", "signal_container 9"]
 
 
-def test_rm_force_kills_without_a_sigterm(client: Client, engine: FakeEngine) -> None:
-    client.post("/containers/create", {"Cmd": ["sleep", "100"]}, query={"name": "c1"})
-    client.request("POST", "/containers/c1/start")
-
-    client.delete("/containers/c1", query={"force": "1"})
-
-    assert [call for call in engine.calls if call.startswith("signal_container")] == [
-        "signal_container 9"
-    ]
-    with pytest.raises(NotFound):
-        client.get("/containers/c1/json")
-
-
 def test_info_carries_the_engines_warnings_and_firewall(client: Client) -> None:
     info = client.get("/info")
 

@@ -1,0 +1,222 @@
+"""Bad input through the CLI: a non-zero exit, a message naming what was wrong, no change.
+
+Every refusal of issue 2, point 8, is tried against a daemon holding a user network and
+containers in every network mode; a snapshot of everything the daemon owns (links, addresses
+and routes in the host namespace, the firewall, namespace files and mounts under the root, and
+``network ls`` / ``ps -a`` / inspect as the CLI shows them) must be the same after each.
+"""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.cleanup import mounts_under
+from tests.support.daemon import Daemon
+
+
+def host_links(daemon: Daemon) -> list[tuple]:
+    entries = json.loads(daemon.exec_in_host("ip", "-d", "-j", "link", "show").stdout)
+    return sorted(
+        (
+            entry["ifname"],
+            entry.get("master", ""),
+            entry.get("linkinfo", {}).get("info_kind", ""),
+            entry.get("address", ""),
+        )
+        for entry in entries
+    )
+
+
+def host_addresses(daemon: Daemon) -> list[str]:
+    # IPv4 only: the kernel adds IPv6 link-local addresses on its own, a while after a link is up.
+    entries = json.loads(daemon.exec_in_host("ip", "-4", "-j", "address", "show").stdout)
+    return sorted(
+        f"{entry['ifname']} {address['local']}/{address['prefixlen']}"
+        for entry in entries
+        for address in entry.get("addr_info", [])
+    )
+
+
+def host_routes(daemon: Daemon) -> list[str]:
+    routes = daemon.exec_in_host("ip", "-4", "route", "show", "table", "all").stdout
+    return sorted(routes.splitlines())
+
+
+def containers(daemon: Daemon) -> list[dict]:
+    """``ps -a`` as JSON, without the status text (it counts seconds)."""
+    listed = daemon.api("GET", "/containers/json?all=1").json()
+    for entry in listed:
+        entry.pop("Status")
+    return listed
+
+
+def snapshot(daemon: Daemon) -> dict:
+    """Everything a refused or rolled-back operation must leave as it was."""
+    netns_dir = daemon.root / "run" / "netns"
+    return {
+        "links": host_links(daemon),
+        "addresses": host_addresses(daemon),
+        "routes": host_routes(daemon),
+        "firewall": daemon.exec_in_host("nft", "list", "ruleset").stdout,
+        "namespace files": sorted(path.name for path in netns_dir.iterdir()),
+        "mounts": sorted(mount.mount_point for mount in mounts_under(daemon.root)),
+        "network ls": daemon.cli("network", "ls", "--no-trunc").stdout,
+        "ps -a": daemon.cli("ps", "-a", "-q", "--no-trunc").stdout,
+        "containers": containers(daemon),
+        "networks": daemon.api("GET", "/networks").json(),
+        "endpoints": {
+            entry["Name"]: entry["Containers"]
+            for entry in (
+                daemon.api("GET", f"/networks/{network['Id']}").json()
+                for network in daemon.api("GET", "/networks").json()
+            )
+        },
+    }
+
+
+def assert_unchanged(before: dict, after: dict, what: str) -> None:
+    changed = [key for key in before if before[key] != after[key]]
+    assert not changed, f"{what} changed {changed}:\n" + "\n".join(
+        f"{key}:\n  before {before[key]!r}\n  after  {after[key]!r}" for key in changed
+    )
+
+
+@pytest.fixture
+def populated(daemon: Daemon) -> Daemon:
+    """A user network and containers in every network mode."""
+    daemon.cli("network", "create", "--subnet", "10.80.0.0/24", "front")
+    daemon.cli("run", "-d", "--name", "c1", "--network", "front", "--", "sleep", "600")
+    daemon.cli("run", "-d", "--name", "cb", "--", "sleep", "600")
+    daemon.cli("run", "-d", "--name", "chost", "--network", "host", "--", "sleep", "600")
+    daemon.cli("run", "-d", "--name", "cnone", "--network", "none", "--", "sleep", "600")
+    daemon.cli("run", "-d", "--name", "cshare", "--network", "container:c1", "--",
+               "sleep", "600")  # fmt: skip
+    daemon.cli("create", "--name", "idle", "--", "true")
+    yield daemon
+    daemon.cli("rm", "-f", "cshare", "c1", "cb", "chost", "cnone", "idle")
+
+
+# (what, CLI arguments, what the message must name)
+BAD_INPUT = [
+    ("unknown network: inspect", ["network", "inspect", "nowhere"], "nowhere"),
+    ("unknown network: rm", ["network", "rm", "nowhere"], "nowhere"),
+    ("unknown network: connect", ["network", "connect", "nowhere", "c1"], "nowhere"),
+    ("unknown network: disconnect", ["network", "disconnect", "nowhere", "c1"], "nowhere"),
+    ("unknown network: run", ["run", "-d", "--network", "nowhere", "--", "sleep", "9"],
+     "nowhere"),
+    ("unknown container: connect", ["network", "connect", "front", "ghost"], "ghost"),
+    ("unknown container: disconnect", ["network", "disconnect", "front", "ghost"], "ghost"),
+    ("unknown container: rm", ["rm", "ghost"], "ghost"),
+    ("unknown container: stop", ["stop", "ghost"], "ghost"),
+    ("unknown container: start", ["start", "ghost"], "ghost"),
+    ("unknown container: exec", ["exec", "ghost", "--", "true"], "ghost"),
+    ("unknown container: inspect", ["inspect", "ghost"], "ghost"),
+    ("unknown container: container mode", ["run", "--network", "container:ghost", "--", "true"],
+     "ghost"),
+    ("duplicate network name", ["network", "create", "front"], "front"),
+    ("duplicate container name: run", ["run", "-d", "--name", "c1", "--", "sleep", "9"], "c1"),
+    ("duplicate container name: create", ["create", "--name", "idle", "--", "true"], "idle"),
+    ("overlapping subnet", ["network", "create", "--subnet", "10.80.0.0/25", "over"],
+     "10.80.0.0/24"),
+    ("overlapping default bridge", ["network", "create", "--subnet", "172.17.5.0/24", "over"],
+     "172.17.0.0/16"),
+    ("invalid CIDR: prefix", ["network", "create", "--subnet", "10.0.0.0/33", "bad"],
+     "10.0.0.0/33"),
+    ("invalid CIDR: text", ["network", "create", "--subnet", "tennet", "bad"], "tennet"),
+    ("invalid CIDR: host bits", ["network", "create", "--subnet", "10.90.0.1/24", "--gateway",
+                                 "10.90.1.1", "bad"], "10.90.1.1"),
+    ("invalid ip-range", ["network", "create", "--subnet", "10.91.0.0/24", "--ip-range",
+                          "10.92.0.0/25", "bad"], "10.92.0.0/25"),
+    ("invalid IP: run", ["run", "--network", "front", "--ip", "10.80.0.300", "--", "true"],
+     "10.80.0.300"),
+    ("invalid IP: connect", ["network", "connect", "--ip", "ten", "front", "cb"], "ten"),
+    ("IP outside the subnet", ["run", "--network", "front", "--ip", "10.99.0.5", "--", "true"],
+     "10.99.0.5"),
+    ("IP in use", ["run", "--network", "front", "--ip", "10.80.0.2", "--", "true"],
+     "10.80.0.2"),
+    ("IP on the default bridge", ["run", "--ip", "172.17.0.99", "--", "true"],
+     "user defined networks"),
+    ("invalid MAC", ["run", "--mac-address", "02:42:zz:00:00:01", "--", "true"],
+     "02:42:zz:00:00:01"),
+    ("multicast MAC", ["run", "--mac-address", "01:00:5e:00:00:01", "--", "true"],
+     "01:00:5e:00:00:01"),
+    ("invalid --aux-address", ["network", "create", "--subnet", "10.93.0.0/24",
+                               "--aux-address", "r=10.94.0.1", "bad"], "10.94.0.1"),
+    ("gateway outside the subnet", ["network", "create", "--subnet", "10.95.0.0/24",
+                                    "--gateway", "10.96.0.1", "bad"], "10.96.0.1"),
+    ("gateway that is no address", ["network", "create", "--subnet", "10.95.0.0/24",
+                                    "--gateway", "gw", "bad"], "gw"),
+    ("invalid --dns", ["run", "--dns", "resolver", "--", "true"], "resolver"),
+    ("invalid --add-host", ["run", "--add-host", "db:nowhere", "--", "true"], "nowhere"),
+    ("connect a none-mode container", ["network", "connect", "front", "cnone"], "none"),
+    ("connect a host-mode container", ["network", "connect", "front", "chost"], "host"),
+    ("connect a container-mode container", ["network", "connect", "front", "cshare"],
+     "sharing network namespace"),
+    ("connect to the host network", ["network", "connect", "host", "c1"], "host"),
+    ("connect to the none network", ["network", "connect", "none", "c1"], "none"),
+    ("connect twice", ["network", "connect", "front", "c1"], "c1"),
+    ("disconnect when not connected", ["network", "disconnect", "front", "cb"], "cb"),
+    ("rm bridge", ["network", "rm", "bridge"], "bridge"),
+    ("rm host", ["network", "rm", "host"], "host"),
+    ("rm none", ["network", "rm", "none"], "none"),
+    ("rm a network with endpoints", ["network", "rm", "front"], "c1"),
+    ("rm a running container", ["rm", "c1"], "running"),
+    ("rm a container whose namespace is shared", ["rm", "-f", "c1"], "cshare"),
+    ("create a built-in network", ["network", "create", "bridge"], "bridge"),
+    ("unknown driver", ["network", "create", "-d", "overlay9", "bad"], "overlay9"),
+    ("IPv6", ["network", "create", "--ipv6", "six"], "IPv6 is not supported yet"),
+    ("IPv6 subnet", ["network", "create", "--subnet", "fd00::/64", "six"],
+     "IPv6 is not supported yet"),
+    ("exec in a container that is not running", ["exec", "idle", "--", "true"], "not running"),
+    ("container mode on a container that is not running",
+     ["run", "--network", "container:idle", "--", "true"], "idle"),
+]  # fmt: skip
+
+
+def test_bad_input_is_refused_naming_it_and_changes_nothing(populated: Daemon) -> None:
+    daemon = populated
+    before = snapshot(daemon)
+    problems = []
+
+    for what, args, named in BAD_INPUT:
+        result: subprocess.CompletedProcess = daemon.cli(*args, check=False)
+        if result.returncode == 0:
+            problems.append(f"{what}: `nsnet {' '.join(args)}` succeeded: {result.stdout!r}")
+        elif named not in result.stderr:
+            problems.append(f"{what}: the message does not name {named!r}: {result.stderr!r}")
+        after = snapshot(daemon)
+        if after != before:
+            changed = [key for key in before if before[key] != after[key]]
+            problems.append(f"{what}: changed {changed}")
+            before = after  # report each change once
+
+    assert not problems, "\n".join(problems)
+
+
+def test_a_failed_run_leaves_no_container_and_its_name_free(populated: Daemon) -> None:
+    daemon = populated
+    before = snapshot(daemon)
+
+    refused = daemon.cli("run", "--name", "fresh", "--network", "front", "--ip", "10.80.0.2",
+                         "--", "true", check=False)  # fmt: skip
+
+    assert refused.returncode == 125 and "10.80.0.2" in refused.stderr
+    assert_unchanged(before, snapshot(daemon), "a refused run")
+    daemon.cli("run", "--rm", "--name", "fresh", "--network", "front", "--", "true")
+    assert_unchanged(before, snapshot(daemon), "run --rm")
+
+
+def test_the_snapshot_sees_changes(populated: Daemon, tmp_path: Path) -> None:
+    # The comparison would prove nothing if it could not tell a change.
+    daemon = populated
+    before = snapshot(daemon)
+
+    daemon.cli("network", "create", "seen")
+
+    after = snapshot(daemon)
+    assert after["links"] != before["links"] and after["network ls"] != before["network ls"]
+    assert after["routes"] != before["routes"] and after["firewall"] != before["firewall"]
+    daemon.cli("network", "rm", "seen")
+    assert_unchanged(before, snapshot(daemon), "create and rm of a network")
