@@ -299,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
             why = "--no-anchors" if excluded_anchor else "--subjects"
             for stage_name in stages:
                 results.stage_problems[(stage_name, name)] = ("unavailable", f"not run ({why})")
+    for stage_name in STAGES:
+        if stage_name not in stages:
+            for name in SUBJECTS:
+                results.stage_problems[(stage_name, name)] = ("unavailable", "not run (--stages)")
     started_at = datetime.now(UTC)
     started = time.monotonic()
     cleanup_problems: list[str] = []
