@@ -215,7 +215,13 @@ class OverlayDriver:
                     log.warning(
                         "reconcile: removing leftover overlay namespace %s", path.name[:12]
                     )
-                    self._destroy_namespace(path)
+                    if path.name in self._planes:
+                        self._remove_plane(path.name)
+                    else:
+                        self._destroy_namespace(path)
+                    continue
+                if path.name in self._planes:  # already ours (a reconcile while running)
+                    self._planes[path.name].members = set(members[path.name])
                     continue
                 try:
                     self._adopt_plane(network, path, members[path.name])
