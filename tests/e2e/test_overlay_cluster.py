@@ -432,7 +432,8 @@ def test_address_taken_while_cut_off_disconnects_the_container(make_cluster) -> 
     assert len(holders) == 1 and '"host":"198.51.100.1"' in holders[0]
 
 
-def test_restart_within_the_ttl_keeps_the_endpoints(make_cluster) -> None:
+@pytest.mark.parametrize("how", ["restart", "crash"])
+def test_restart_within_the_ttl_keeps_the_endpoints(make_cluster, how: str) -> None:
     cluster = make_cluster(hosts=2)
     one, two = cluster.daemons
     one.cli("network", "create", "-d", "overlay", "ov")
@@ -440,9 +441,47 @@ def test_restart_within_the_ttl_keeps_the_endpoints(make_cluster) -> None:
     sleeper(two, "cb")
     b_address = container_address(two, "cb", "ov")
     before = fdb_entries(one, "ov")
+    plane = overlay_netns(two, "ov")
 
-    two.restart()
+    if how == "crash":
+        two.kill9()  # the containers, the overlay namespace and the lease live on
+        two.start()
+    else:
+        two.restart()
     time.sleep(TTL + 1)  # longer than the lease: only a kept or renewed lease explains entries
     assert fdb_entries(one, "ov") == before
+    assert overlay_netns(two, "ov") == plane and plane.exists()
     ping = one.cli("exec", "ca", "--", "ping", "-c", "1", "-W", "2", b_address)
     assert " 0% packet loss" in ping.stdout
+    ping = two.cli("exec", "cb", "--", "ping", "-c", "1", "-W", "2", "ca")
+    assert " 0% packet loss" in ping.stdout
+
+
+def test_connect_disconnect_aliases_and_removal_across_hosts(make_cluster) -> None:
+    cluster = make_cluster(hosts=2)
+    one, two = cluster.daemons
+    one.cli("network", "create", "-d", "overlay", "ov")
+    sleeper(one, "ca")
+    two.cli("run", "-d", "--name", "cb", "--", "sleep", "600")  # on the default bridge
+    two.cli("network", "connect", "--alias", "db", "ov", "cb")
+
+    routes = two.cli("exec", "cb", "--", "ip", "route").stdout
+    assert re.search(r"default via \S+ dev eth0", routes), routes  # the bridge keeps it
+    links = two.cli("exec", "cb", "--", "ip", "-br", "link").stdout
+    assert re.search(r"^eth1@", links, re.MULTILINE) and re.search(r"^eth2@", links, re.MULTILINE)
+    answer = one.cli("exec", "ca", "--", "dig", "+short", "@127.0.0.11", "db").stdout.split()
+    assert answer == [container_address(two, "cb", "ov")]
+
+    refused = one.cli("network", "rm", "ov", check=False)
+    assert refused.returncode != 0 and "active endpoints" in refused.stderr, refused.stderr
+    one.cli("rm", "-f", "ca")
+    refused = one.cli("network", "rm", "ov", check=False)
+    assert "cb on 198.51.100.2" in refused.stderr, refused.stderr
+
+    two.cli("network", "disconnect", "ov", "cb")
+    networks = json.loads(two.cli("inspect", "cb").stdout)[0]["NetworkSettings"]["Networks"]
+    assert sorted(networks) == ["bridge"]  # the gateway bridge went with the overlay
+    assert not any(key.startswith("/nsnet/endpoints/") for key in cluster.etcd.keys())
+    one.cli("network", "rm", "ov")
+    wait_for(lambda: "ov" not in two.cli("network", "ls").stdout.split(), 2, "host 2 forgets ov")
+    assert not any(key.startswith("/nsnet/network") for key in cluster.etcd.keys())
