@@ -19,8 +19,15 @@ from pathlib import Path
 import pytest
 
 from tests.support.daemon import Daemon
-from tests.support.etcd import OUTSIDE_ADDRESS, Etcd, Underlay, etcd_available
-from tests.support.netns import NamespacePool, run
+from tests.support.etcd import (
+    OUTSIDE_ADDRESS,
+    cluster_factory,
+    etcd_available,
+    fdb_entries,
+    neighbours,
+    overlay_netns,
+)
+from tests.support.netns import run
 
 TTL = 3  # seconds: the daemons' lease, so a dead host is forgotten quickly
 EXPIRY_SLACK = 6.0  # etcd checks expiries every half second; the watch adds milliseconds
@@ -31,86 +38,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-class Cluster:
-    """Hosts on an underlay with an etcd, each running nsnetd as a member of the cluster."""
-
-    def __init__(self, pool: NamespacePool, tmp_path: Path, hosts: int, mtu: int) -> None:
-        self.underlay = Underlay(pool, mtu=mtu)
-        self.hosts = [self.underlay.add_host() for _ in range(hosts)]
-        self.etcd = Etcd(self.underlay, tmp_path / "etcd").start()
-        self.daemons: list[Daemon] = []
-        for number, host in enumerate(self.hosts):
-            daemon = Daemon(host, tmp_path / f"node{number}", args=self.flags(host))
-            self.daemons.append(daemon)
-            daemon.start()
-
-    def flags(self, host) -> list[str]:
-        return [
-            "--cluster-store", self.etcd.url,
-            "--advertise-addr", self.underlay.address_of(host),
-            "--cluster-ttl", str(TTL),
-        ]  # fmt: skip
-
-    def close(self) -> None:
-        problems = []
-        for daemon in self.daemons:
-            try:
-                daemon.close()
-            except AssertionError as error:
-                problems.append(str(error))
-        self.etcd.close()
-        if problems:
-            raise AssertionError("\n".join(problems))
-
-
 @pytest.fixture
 def make_cluster(tmp_path: Path) -> Iterator:
-    made: list[tuple[Cluster, NamespacePool]] = []
-
-    def make(hosts: int = 3, mtu: int = 1500) -> Cluster:
-        pool = NamespacePool()
-        try:
-            cluster = Cluster(pool, tmp_path, hosts, mtu)
-        except BaseException:
-            pool.close()
-            raise
-        made.append((cluster, pool))
-        return cluster
-
-    yield make
-    for cluster, pool in made:
-        try:
-            cluster.close()
-        finally:
-            pool.close()
-
-
-def network_id(daemon: Daemon, name: str) -> str:
-    return json.loads(daemon.cli("network", "inspect", name).stdout)[0]["Id"]
-
-
-def overlay_netns(daemon: Daemon, name: str) -> Path:
-    return daemon.root / "run" / "overlay" / network_id(daemon, name)
-
-
-def fdb_entries(daemon: Daemon, name: str) -> list[tuple[str, str]]:
-    """(MAC, destination) of the VXLAN device's own entries ("self", with a remote)."""
-    path = overlay_netns(daemon, name)
-    if not path.exists():
-        return []
-    output = run(["nsenter", f"--net={path}", "bridge", "-j", "fdb", "show", "dev", "vxlan0"])
-    return [(entry["mac"], entry["dst"]) for entry in json.loads(output.stdout) if "dst" in entry]
-
-
-def neighbours(daemon: Daemon, name: str) -> dict[str, tuple[str, list[str]]]:
-    path = overlay_netns(daemon, name)
-    if not path.exists():
-        return {}
-    output = run(["nsenter", f"--net={path}", "ip", "-j", "neigh", "show", "dev", "vxlan0"])
-    return {
-        entry["dst"]: (entry.get("lladdr", ""), entry.get("state", []))
-        for entry in json.loads(output.stdout)
-    }
+    """``make_cluster(hosts=3, mtu=1500)``: a cluster with the short TTL; all removed after."""
+    with cluster_factory(tmp_path, TTL) as make:
+        yield make
 
 
 def container_address(daemon: Daemon, container: str, network: str) -> str:

@@ -1,4 +1,4 @@
-"""A cluster test bed: an underlay fabric, a real etcd on it, and host namespaces.
+"""A cluster test bed: an underlay fabric, a real etcd on it, host namespaces with nsnetd.
 
 ``Underlay(pool)`` makes a "fabric" namespace holding a bridge (``fabric0``) that stands in for
 the switch between machines; ``add_host()`` plugs a new host namespace into it with an address
@@ -11,18 +11,25 @@ in a namespace of its own on the fabric, at 198.51.100.100:2379, with its data i
 directory; etcd never runs in the machine's own namespace. ``etcd.call(function)`` runs
 ``function(client)`` with an etcd3gw client whose sockets are opened inside the fabric, which is
 how a test looks at the keys.
+
+``Cluster`` puts it together: hosts on an underlay, an etcd, and nsnetd on every host as a
+member of the cluster (``cluster_factory`` makes them for a test and removes them all);
+``fdb_entries`` and ``neighbours`` read a host's VXLAN device in an overlay's namespace.
 """
 
+import contextlib
+import json
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from nsnet.kernel import namespace
-from tests.support.netns import Namespace, NamespacePool
+from tests.support.daemon import Daemon
+from tests.support.netns import Namespace, NamespacePool, run
 
 ETCD_PROGRAM = "/usr/bin/etcd"
 FABRIC_BRIDGE = "fabric0"
@@ -173,3 +180,94 @@ class Etcd:
             self.process.kill()
             self.process.wait(timeout=10)
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+# Clusters of nsnetd hosts (the overlay's end-to-end tests)
+
+
+class Cluster:
+    """Hosts on an underlay with an etcd, each running nsnetd as a member of the cluster."""
+
+    def __init__(
+        self, pool: NamespacePool, tmp_path: Path, hosts: int, mtu: int, ttl: int
+    ) -> None:
+        self.ttl = ttl
+        self.underlay = Underlay(pool, mtu=mtu)
+        self.hosts = [self.underlay.add_host() for _ in range(hosts)]
+        self.etcd = Etcd(self.underlay, tmp_path / "etcd").start()
+        self.daemons: list[Daemon] = []
+        for number, host in enumerate(self.hosts):
+            daemon = Daemon(host, tmp_path / f"node{number}", args=self.flags(host))
+            self.daemons.append(daemon)
+            daemon.start()
+
+    def flags(self, host) -> list[str]:
+        return [
+            "--cluster-store", self.etcd.url,
+            "--advertise-addr", self.underlay.address_of(host),
+            "--cluster-ttl", str(self.ttl),
+        ]  # fmt: skip
+
+    def close(self) -> None:
+        problems = []
+        for daemon in self.daemons:
+            try:
+                daemon.close()
+            except AssertionError as error:
+                problems.append(str(error))
+        self.etcd.close()
+        if problems:
+            raise AssertionError("\n".join(problems))
+
+
+def network_id(daemon: Daemon, name: str) -> str:
+    return json.loads(daemon.cli("network", "inspect", name).stdout)[0]["Id"]
+
+
+def overlay_netns(daemon: Daemon, name: str) -> Path:
+    return daemon.root / "run" / "overlay" / network_id(daemon, name)
+
+
+def fdb_entries(daemon: Daemon, name: str) -> list[tuple[str, str]]:
+    """(MAC, destination) of the VXLAN device's own entries ("self", with a remote)."""
+    path = overlay_netns(daemon, name)
+    if not path.exists():
+        return []
+    output = run(["nsenter", f"--net={path}", "bridge", "-j", "fdb", "show", "dev", "vxlan0"])
+    return [(entry["mac"], entry["dst"]) for entry in json.loads(output.stdout) if "dst" in entry]
+
+
+def neighbours(daemon: Daemon, name: str) -> dict[str, tuple[str, list[str]]]:
+    path = overlay_netns(daemon, name)
+    if not path.exists():
+        return {}
+    output = run(["nsenter", f"--net={path}", "ip", "-j", "neigh", "show", "dev", "vxlan0"])
+    return {
+        entry["dst"]: (entry.get("lladdr", ""), entry.get("state", []))
+        for entry in json.loads(output.stdout)
+    }
+
+
+@contextlib.contextmanager
+def cluster_factory(tmp_path: Path, ttl: int) -> Iterator[Callable[..., "Cluster"]]:
+    """``make(hosts=3, mtu=1500)`` builds a cluster; every one made is removed at the end."""
+    made: list[tuple[Cluster, NamespacePool]] = []
+
+    def make(hosts: int = 3, mtu: int = 1500) -> Cluster:
+        pool = NamespacePool()
+        try:
+            cluster = Cluster(pool, tmp_path, hosts, mtu, ttl)
+        except BaseException:
+            pool.close()
+            raise
+        made.append((cluster, pool))
+        return cluster
+
+    try:
+        yield make
+    finally:
+        for cluster, pool in made:
+            try:
+                cluster.close()
+            finally:
+                pool.close()
