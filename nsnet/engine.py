@@ -502,6 +502,13 @@ class Engine:
             endpoint, network = self._gateway_bridge_endpoint(container)
         if endpoint is None or network is None:
             return []
+        return self._port_bindings(container, endpoint, network)
+
+    @staticmethod
+    def _port_bindings(
+        container: Container, endpoint: Endpoint, network: Network
+    ) -> list[Binding]:
+        """The container's ports with a host port, aimed at ``endpoint`` on ``network``."""
         return [
             Binding(
                 host_ip=IPv4Address(port.host_ip or "0.0.0.0"),
@@ -523,17 +530,44 @@ class Engine:
         return None, None
 
     def _published(self, exclude: str = "") -> dict[Binding, str]:
-        """Every published binding, with the name of the container that holds it."""
-        return {
-            binding: container.name
-            for container in self.store.containers()
-            if container.id != exclude
-            for binding in self._bindings_of(container)
-        }
+        """Every published binding, with the name of the container that holds it.
+
+        Three store reads whatever the number of containers (a read per container made the
+        1,000th published port cost ten times the first, issue 3 point 4).
+        """
+        networks = {network.id: network for network in self.store.networks()}
+        mode_endpoints: dict[tuple[str, str], Endpoint] = {}  # (container id, network name)
+        for endpoint in self.store.endpoints():
+            network = networks.get(endpoint.network_id)
+            if network is not None:
+                mode_endpoints[(endpoint.container_id, network.name)] = endpoint
+
+        published = {}
+        for container in self.store.containers():
+            if container.id == exclude or not container.ports:
+                continue
+            endpoint = mode_endpoints.get((container.id, container.network_mode))
+            if endpoint is None:
+                continue
+            network = networks[endpoint.network_id]
+            if network.driver == "overlay":
+                bindings = self._bindings_of(container)  # through its gateway bridge
+            else:
+                bindings = self._port_bindings(container, endpoint, network)
+            for binding in bindings:
+                published[binding] = container.name
+        return published
 
     def _choose_host_ports(self, container: Container) -> None:
-        """Give each requested port binding a host port: check a fixed one, choose a free one."""
-        published = self._published(exclude=container.id)
+        """Give each requested port binding a host port: check a fixed one, choose a free one.
+
+        What is published comes from the firewall's record of its maps, so that the check
+        costs no store read per container already published (issue 3, point 4); the store is
+        read only to name the holder of a port that may clash.
+        """
+        published = set(self.firewall.bindings)
+        held = {(binding.protocol, binding.host_port) for binding in published}
+        mine: dict[Binding, str] = {}  # this container's ports, as they are given host ports
         for port in container.ports:
             host_ip = IPv4Address(port.host_ip or "0.0.0.0")
             host_ports.check_protocol_supported(
@@ -544,13 +578,18 @@ class Engine:
                     port.protocol, host_ip, published, port.host_port, port.host_port_last
                 )
             elif port.host_port:
-                host_ports.check_host_port_free(port.protocol, host_ip, port.host_port, published)
+                holders = dict(mine)
+                if (port.protocol, port.host_port) in held:
+                    holders.update(self._published(exclude=container.id))
+                host_ports.check_host_port_free(port.protocol, host_ip, port.host_port, holders)
             else:
                 port.host_port = host_ports.choose_host_port(port.protocol, host_ip, published)
             port.host_port_last = 0
-            published[
-                Binding(host_ip, port.host_port, port.protocol, host_ip, port.container_port, "")
-            ] = container.name
+            binding = Binding(
+                host_ip, port.host_port, port.protocol, host_ip, port.container_port, ""
+            )
+            published.add(binding)
+            mine[binding] = container.name
 
     def _update_dns(self, container: Container) -> None:
         """Refresh the container's names, DNS listener and resolv.conf/hosts files."""
@@ -583,6 +622,7 @@ class Engine:
                 "Rules": state.rules,
                 "Elements": dict(state.elements),
             },
+            "Cluster": self._cluster_info(),
             "Warnings": list(self.warnings),
         }
 
@@ -1602,6 +1642,19 @@ class Engine:
         except Unavailable as error:
             log.warning("cannot register overlay endpoints yet (will retry): %s", error)
             self.cluster.lease_renewed.set()
+
+    def _cluster_info(self) -> dict | None:
+        """The cluster store, this host's address and lease, for `nsnet info`."""
+        if self.cluster is None:
+            return None
+        return {
+            "Store": self.cluster.config.store_url,
+            "AdvertiseAddress": str(self.cluster.host_address),
+            "NodeName": self.cluster.config.node_name,
+            "TTL": self.cluster.config.ttl,
+            "Lease": f"{self.cluster.lease:x}",
+            "RemoteEndpoints": len(self.drivers["overlay"].remote_endpoints()),
+        }
 
     def network_peers(self, network: Network) -> list[dict[str, str]] | None:
         """Docker's ``Peers`` of an overlay network: the hosts with endpoints on it."""
