@@ -1295,6 +1295,8 @@ class Engine:
         from nsnet.cluster.store import ClusterStore
 
         self.cluster = ClusterStore(self.cluster_config, self.paths.state_dir / "cluster-lease")
+        # TODO: the daemon does not start while the store is unreachable (dockerd starts and
+        # retries); a degraded start would need every overlay operation to wait for the store.
         self.cluster.open()
         self.cluster_agent = ClusterAgent(
             self.cluster, self.drivers["overlay"], self.dns.server.index

@@ -122,6 +122,9 @@ class OverlayDriver:
 
     def mtu(self, network: Network) -> int:
         """The option when given, else this host's underlay MTU minus VXLAN's 50 bytes."""
+        # TODO: each host derives the MTU from its own underlay; hosts whose underlays differ
+        # get different MTUs on one network, and the larger side relies on path MTU discovery.
+        # Give -o com.docker.network.driver.mtu on such clusters.
         if network.options.get(OPT_MTU):
             return int(network.options[OPT_MTU])
         underlay = FALLBACK_UNDERLAY_MTU
