@@ -90,6 +90,9 @@ def differences(
     return found
 
 
+LAB_PREFIXES = ("/run/nsnet-lab-", "/run/nsnet-cluster-")
+
+
 def foreign_harness_items(
     own_names: set[str],
     own_directories: set[str] = frozenset(),
@@ -117,7 +120,9 @@ def foreign_harness_items(
             return _is_foreign_name(mount_point.removeprefix("/run/netns/"))
         if mount_point.startswith(temp_dir):
             return not any((mount_point + "/").startswith(root) for root in own_roots)
-        return False
+        # Labs of the demo and examples (nsnet.lab, nsnet.cluster.lab) run beside the tests
+        # on a developer's machine; they check their own cleanup.
+        return mount_point.startswith(LAB_PREFIXES)
 
     def _is_foreign_name(name: str) -> bool:
         return name.startswith(NAME_PREFIX) and name not in own_names
