@@ -417,3 +417,35 @@ def test_connect_disconnect_aliases_and_removal_across_hosts(make_cluster) -> No
     one.cli("network", "rm", "ov")
     wait_for(lambda: "ov" not in two.cli("network", "ls").stdout.split(), 2, "host 2 forgets ov")
     assert not any(key.startswith("/nsnet/network") for key in cluster.etcd.keys())
+
+
+def test_a_store_outage_refuses_new_endpoints_but_not_traffic_or_removal(make_cluster) -> None:
+    cluster = make_cluster(hosts=2)
+    one, two = cluster.daemons
+    one.cli("network", "create", "-d", "overlay", "ov")
+    sleeper(one, "c1")
+    sleeper(two, "c2")
+    c1_mac = container_mac(one, "c1", "ov")
+
+    cluster.etcd.stop()
+    refused = one.cli("run", "-d", "--name", "c3", "--network", "ov", "--", "true", check=False)
+    assert refused.returncode != 0
+    assert "cluster store etcd://198.51.100.100:2379" in refused.stderr, refused.stderr
+    ping = one.cli("exec", "c1", "--", "ping", "-c", "1", "-W", "2", "c2")
+    assert " 0% packet loss" in ping.stdout  # the data plane does not need the store
+    one.cli("rm", "-f", "c1")  # its release waits for the store
+
+    cluster.etcd.start()
+    wait_for(
+        lambda: all(mac != c1_mac for mac, _ in fdb_entries(two, "ov")),
+        TTL + EXPIRY_SLACK,
+        "host 2 forgets c1 once the store is back",
+    )
+    wait_for(
+        lambda: one.cli("run", "-d", "--name", "c3", "--network", "ov", "--", "sleep", "600",
+                        check=False).returncode == 0,
+        TTL + EXPIRY_SLACK,
+        "host 1 runs containers on the overlay again",
+    )  # fmt: skip
+    ping = two.cli("exec", "c2", "--", "ping", "-c", "1", "-W", "2", "c3")
+    assert " 0% packet loss" in ping.stdout

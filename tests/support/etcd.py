@@ -175,10 +175,14 @@ class Etcd:
         pairs = self.call(lambda client: client.get_prefix(prefix))
         return {meta["key"].decode(): value.decode() for value, meta in pairs}
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Kill etcd (an outage); its data stays, so ``start()`` brings the same store back."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+
+    def close(self) -> None:
+        self.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
