@@ -157,6 +157,9 @@ class OverlayDriver:
                 undo.callback(self._remove_plane, network.id)
 
             failpoints.hit("connect.veth")
+            # A rejoin at reconcile (the container's sandbox was lost and made again) may find
+            # the old pair still dying in the plane under the same name.
+            plane.netlink.delete_link(endpoint.host_ifname)
             plane.netlink.add_veth(
                 endpoint.host_ifname,
                 endpoint.container_ifname,
