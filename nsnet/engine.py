@@ -1316,8 +1316,8 @@ class Engine:
 
     def _cluster_tick(self) -> None:
         """Apply what the cluster's threads noticed: new networks, a lease lost and renewed."""
-        if self.cluster is None:
-            return
+        if self.cluster is None or not self.cluster.reachable:
+            return  # a request now would hold the engine's thread for a whole timeout
         if self.cluster_agent.networks_changed.is_set():
             self.cluster_agent.networks_changed.clear()
             self._sync_overlay_networks()
@@ -1335,7 +1335,7 @@ class Engine:
         A network removed from the cluster goes from the local store too, unless this host
         still has endpoints on it.
         """
-        if self.cluster is None:
+        if self.cluster is None or not self.cluster.reachable:
             return False
         try:
             remote = {network.id: network for network in self.cluster.networks()}

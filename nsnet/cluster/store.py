@@ -56,6 +56,8 @@ class ClusterStore:
         self.etcd = self._connect()  # the engine thread's connection
         self.lease = 0
         self.lease_renewed = threading.Event()  # set when registrations must be made again
+        # As the keep-alive last found it: retries wait for it rather than block on timeouts.
+        self.reachable = True
         self.on_reconnect: Callable[[], None] | None = None  # the agent restarts its watch
         self._stopping = threading.Event()
         self._keepalive: threading.Thread | None = None
@@ -138,11 +140,11 @@ class ClusterStore:
                 except NsnetError as error:
                     if reachable:
                         log.warning("cluster: cannot renew the lease: %s", error)
-                    reachable = False
+                    reachable = self.reachable = False
                     continue
                 if not reachable:
                     log.info("cluster: %s reachable again", self.config.store_url)
-                    reachable = True
+                    reachable = self.reachable = True
                     if self.on_reconnect is not None:
                         self.on_reconnect()
         finally:
