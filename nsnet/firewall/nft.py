@@ -51,6 +51,14 @@ class Firewall:
             self._nft = nftables.Nftables()
         except OSError as error:
             raise Unavailable(f"cannot open firewall 'libnftables': {error}") from error
+        # The bindings this object has put in the maps, so that a caller can see what is
+        # published without a read per binding (of the kernel or of a store).
+        self._bindings: set[Binding] = set()
+
+    @property
+    def bindings(self) -> frozenset[Binding]:
+        """The port bindings in nsnet's maps, as this object applied them."""
+        return frozenset(self._bindings)
 
     # Changes ----------------------------------------------------------------------------------
 
@@ -59,6 +67,7 @@ class Firewall:
         networks = list(networks)
         bindings = list(bindings)
         self._apply("sync", ruleset.render(networks, bindings))
+        self._bindings = set(bindings)
         log.info("firewall synced: %d networks, %d port bindings", len(networks), len(bindings))
 
     def add_network(self, network: BridgeNetwork) -> None:
@@ -79,6 +88,7 @@ class Firewall:
         if not bindings:
             return
         self._apply("add bindings", ruleset.add_bindings(bindings))
+        self._bindings.update(bindings)
         self.flush_conntrack(binding for binding in bindings if binding.protocol == "udp")
         log.debug("firewall: published %s", ", ".join(map(str, bindings)))
 
@@ -88,6 +98,7 @@ class Firewall:
         if not bindings:
             return
         self._apply("remove bindings", ruleset.remove_bindings(bindings))
+        self._bindings.difference_update(bindings)
         self.flush_conntrack(binding for binding in bindings if binding.protocol == "udp")
         log.debug("firewall: unpublished %s", ", ".join(map(str, bindings)))
 
@@ -98,6 +109,7 @@ class Firewall:
             table = {"family": family, "name": ruleset.TABLE}
             commands += [{"add": {"table": table}}, {"delete": {"table": table}}]
         self._apply("delete tables", {"nftables": commands})
+        self._bindings.clear()
 
     # Conntrack --------------------------------------------------------------------------------
 
