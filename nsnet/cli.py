@@ -15,6 +15,7 @@ client are imported up front; subprocess and the rest wait until a command needs
 
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -929,22 +930,26 @@ def port(context: click.Context, container: str, private_port: str | None) -> No
 
 
 def format_port_lines(ports: dict[str, list[dict] | None], private_port: str | None) -> list[str]:
-    """``80/tcp -> 0.0.0.0:8080`` lines, by port number, or the host side only for one port."""
+    """``80/tcp -> 0.0.0.0:8080`` lines, or the host side only for one port, in natural order.
+
+    As docker port prints them: every line sorted with numbers compared by value.
+    """
     if private_port and "/" not in private_port:
         private_port += "/tcp"
 
-    def order(key: str) -> tuple[int, str]:
-        number, _, protocol = key.partition("/")
-        return (int(number) if number.isdigit() else 0, protocol)
-
     lines = []
-    for key in sorted(ports, key=order):
+    for key, bindings in ports.items():
         if private_port and key != private_port:
             continue
-        for binding in ports[key] or []:
+        for binding in bindings or []:
             host = f"{binding.get('HostIp') or '0.0.0.0'}:{binding.get('HostPort', '')}"
             lines.append(host if private_port else f"{key} -> {host}")
-    return lines
+    return sorted(lines, key=natural_order)
+
+
+def natural_order(text: str) -> list:
+    """A sort key comparing runs of digits by value: "80/tcp" before "443/tcp"."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
 @cli.command("info", context_settings=CONTEXT)

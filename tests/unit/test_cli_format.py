@@ -283,6 +283,29 @@ def test_port_lines_are_sorted_by_port() -> None:
     assert cli.format_port_lines(ports, "53/tcp") == []
 
 
+def test_port_lines_are_in_dockers_natural_order() -> None:
+    ports = {
+        "80/tcp": [
+            {"HostIp": "192.0.2.1", "HostPort": "8082"},
+            {"HostIp": "0.0.0.0", "HostPort": "32768"},
+            {"HostIp": "0.0.0.0", "HostPort": "8000"},
+        ],
+        "443/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8443"}],
+    }
+
+    assert cli.format_port_lines(ports, None) == [
+        "80/tcp -> 0.0.0.0:8000",
+        "80/tcp -> 0.0.0.0:32768",
+        "80/tcp -> 192.0.2.1:8082",
+        "443/tcp -> 0.0.0.0:8443",
+    ]
+    assert cli.format_port_lines(ports, "80") == [
+        "0.0.0.0:8000",
+        "0.0.0.0:32768",
+        "192.0.2.1:8082",
+    ]
+
+
 @pytest.mark.parametrize(
     "seconds, words",
     [
