@@ -604,9 +604,10 @@ def network_ls(
 
 
 @network.command("inspect", context_settings=CONTEXT)
+@click.option("-f", "--format", "template", help="Format the output using the given Go template")
 @click.argument("names", nargs=-1, required=True)
 @click.pass_context
-def network_inspect(context: click.Context, names: tuple[str, ...]) -> None:
+def network_inspect(context: click.Context, template: str | None, names: tuple[str, ...]) -> None:
     """Display detailed information on one or more networks."""
     daemon = daemon_of(context)
     found, errors = [], []
@@ -615,7 +616,7 @@ def network_inspect(context: click.Context, names: tuple[str, ...]) -> None:
             found.append(daemon.get(f"/networks/{quote_ref(name)}"))
         except NotFound as error:
             errors.append(error)
-    click.echo(format_json(found), nl=False)
+    click.echo(format_inspected(found, template), nl=False)
     for error in errors:
         report(error)
     if errors:
@@ -879,27 +880,51 @@ def format_ports(ports: list[dict]) -> str:
 
 
 @cli.command("inspect", context_settings=CONTEXT)
+@click.option("-f", "--format", "template", help="Format the output using the given Go template")
+@click.option(
+    "--type",
+    "kind",
+    type=click.Choice(["container", "network"]),
+    help="Return JSON for specified type",
+)
 @click.argument("names", nargs=-1, required=True)
 @click.pass_context
-def inspect(context: click.Context, names: tuple[str, ...]) -> None:
+def inspect(
+    context: click.Context, template: str | None, kind: str | None, names: tuple[str, ...]
+) -> None:
     """Display detailed information on containers (or networks)."""
     daemon = daemon_of(context)
+    kinds = [f"{kind}s"] if kind else ["containers", "networks"]
     found, missing = [], []
     for name in names:
-        for kind in ("containers", "networks"):
+        for path in kinds:
             try:
-                path = f"/{kind}/{quote_ref(name)}" + ("/json" if kind == "containers" else "")
-                found.append(daemon.get(path))
+                suffix = "/json" if path == "containers" else ""
+                found.append(daemon.get(f"/{path}/{quote_ref(name)}{suffix}"))
                 break
             except NotFound:
                 continue
         else:
             missing.append(name)
-    click.echo(format_json(found), nl=False)
+    click.echo(format_inspected(found, template), nl=False)
     for name in missing:
-        click.echo(f"Error: No such object: {name}", err=True)
+        what = f"{kind}" if kind else "object"
+        click.echo(f"Error: No such {what}: {name}", err=True)
     if missing:
         raise Failed(1)
+
+
+def format_inspected(found: list[Any], template: str | None) -> str:
+    """inspect's output: the JSON list, or each object through ``--format``'s Go template."""
+    if template is None:
+        return format_json(found)
+    from nsnet import gotemplate
+
+    try:
+        nodes = gotemplate.parse(template)
+        return "".join(gotemplate.render(nodes, entry) + "\n" for entry in found)
+    except gotemplate.TemplateError as error:
+        raise click.UsageError(f"template parsing error: {error}") from error
 
 
 @cli.command("logs", context_settings=CONTEXT)

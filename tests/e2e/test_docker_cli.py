@@ -140,3 +140,37 @@ def test_docker_cli_errors_read_as_nsnets(daemon: Daemon) -> None:
 
     assert daemon.cli("network", "ls", "--no-trunc").stdout == before
     daemon.cli("rm", "-f", "web", "hosted")
+
+
+def test_inspect_format_templates_print_what_dockers_print(daemon: Daemon) -> None:
+    daemon.cli("network", "create", "--subnet", "10.62.0.0/24", "--label", "tier=front",
+               "-o", "com.docker.network.driver.mtu=1400", "front")  # fmt: skip
+    for name in ("web", "db"):
+        daemon.cli("run", "-d", "--name", name, "--network", "front", "--", "sleep", "300")
+
+    network_templates = [
+        "{{.Name}} {{.Driver}} {{.Scope}} {{.Internal}}",
+        "{{json .IPAM}}",
+        "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+        "{{range .Containers}}{{.Name}}={{.IPv4Address}} {{end}}",
+        '{{index .Options "com.docker.network.driver.mtu"}}',
+        "{{.Labels}} {{len .Containers}}",
+        "{{json .Labels}}",
+        "{{if .Internal}}internal{{else}}routed{{end}}",
+    ]
+    for template in network_templates:
+        shown = same_output(daemon, "network", "inspect", "-f", template, "front", "bridge")
+        assert shown.returncode == 0 and shown.stdout.count("\n") == 2, (template, shown)
+
+    container_templates = [
+        "{{.Name}} {{.State.Status}} {{.State.Running}}",
+        "{{.NetworkSettings.Networks.front.IPAddress}}",
+        "{{range $name, $settings := .NetworkSettings.Networks}}{{$name}}"
+        " {{$settings.IPAddress}}/{{$settings.IPPrefixLen}}{{end}}",
+        "{{.HostConfig.NetworkMode}} {{json .Config.Cmd}}",
+    ]
+    for template in container_templates:
+        shown = same_output(daemon, "inspect", "--type", "container", "-f", template, "web", "db")
+        assert shown.returncode == 0 and shown.stdout.count("\n") == 2, (template, shown)
+
+    daemon.cli("rm", "-f", "web", "db")
