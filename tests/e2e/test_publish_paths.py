@@ -24,6 +24,7 @@ HOST = "192.0.2.1"
 OUTSIDE = "192.0.2.100"
 NO_ANSWER = "no answer"
 SILENCE = 1.5  # seconds a client waits for an answer that should not come
+FORGED_SOURCE_PORT = 40000
 READY_TIMEOUT = 10
 
 # A container's server: answers "<name>:<port> <peer address>" on TCP and UDP for each port, so
@@ -39,6 +40,7 @@ def tcp(listener, port):
 def udp(receiver, port):
     while True:
         _data, (address, peer_port) = receiver.recvfrom(100)
+        print(f"datagram from {address}:{peer_port}", flush=True)
         receiver.sendto(f"{name}:{port} {address}\n".encode(), (address, peer_port))
 for port in ports:
     listener = socket.socket()
@@ -233,26 +235,41 @@ def _checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def syn_frame(
-    source_mac: bytes, destination_mac: bytes, source: str, destination: str, port: int
+def forged_frame(
+    protocol: str,
+    source_mac: bytes,
+    destination_mac: bytes,
+    source: str,
+    destination: str,
+    port: int,
+    source_port: int,
 ) -> bytes:
-    """An Ethernet frame carrying a TCP SYN from source:40000 to destination:port."""
+    """An Ethernet frame with a TCP SYN or a UDP datagram from source to destination:port."""
     source_ip, destination_ip = socket.inet_aton(source), socket.inet_aton(destination)
-    tcp = struct.pack("!HHIIBBHHH", 40000, port, 1, 0, 5 << 4, 0x02, 64240, 0, 0)
-    pseudo = source_ip + destination_ip + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(tcp))
-    tcp = tcp[:16] + struct.pack("!H", _checksum(pseudo + tcp)) + tcp[18:]
+    if protocol == "tcp":
+        number = socket.IPPROTO_TCP
+        segment = struct.pack("!HHIIBBHHH", source_port, port, 1, 0, 5 << 4, 0x02, 64240, 0, 0)
+        checksum_at = 16
+    else:
+        number = socket.IPPROTO_UDP
+        segment = struct.pack("!HHHH", source_port, port, 8 + 6, 0) + b"forged"
+        checksum_at = 6
+    pseudo = source_ip + destination_ip + struct.pack("!BBH", 0, number, len(segment))
+    checksum = struct.pack("!H", _checksum(pseudo + segment))
+    segment = segment[:checksum_at] + checksum + segment[checksum_at + 2 :]
     header = struct.pack(
-        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, socket.IPPROTO_TCP, 0,
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(segment), 1, 0, 64, number, 0,
         source_ip, destination_ip,
     )  # fmt: skip
     header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
-    return destination_mac + source_mac + b"\x08\x00" + header + tcp
+    return destination_mac + source_mac + b"\x08\x00" + header + segment
 
 
-# Sends one forged SYN on eth0 and prints "answered" if a SYN-ACK to port 40000 comes back.
+# Sends one forged frame on eth0; prints "answered" if a TCP SYN-ACK or a UDP datagram to its
+# source port comes back within the wait, else "silent".
 FORGER = r"""
 import socket, sys, time
-frame, wait = bytes.fromhex(sys.argv[1]), float(sys.argv[2])
+frame, wait, source_port = bytes.fromhex(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
 raw.bind(("eth0", 0))
 raw.settimeout(0.2)
@@ -264,11 +281,14 @@ while time.monotonic() < deadline:
     except TimeoutError:
         continue
     ip = packet[14:]
-    if ip[9] == socket.IPPROTO_TCP:
-        tcp = ip[(ip[0] & 15) * 4:]
-        if int.from_bytes(tcp[2:4], "big") == 40000 and tcp[13] & 0x12 == 0x12:
-            print("answered", flush=True)
-            sys.exit(0)
+    segment = ip[(ip[0] & 15) * 4:]
+    if ip[9] not in (socket.IPPROTO_TCP, socket.IPPROTO_UDP):
+        continue
+    if int.from_bytes(segment[2:4], "big") != source_port:
+        continue
+    if ip[9] == socket.IPPROTO_UDP or segment[13] & 0x12 == 0x12:
+        print("answered", flush=True)
+        sys.exit(0)
 print("silent")
 """
 
@@ -278,25 +298,57 @@ def _mac(run, ifname: str = "eth0") -> bytes:
     return bytes.fromhex(line.split("link/ether ")[1].split()[0].replace(":", ""))
 
 
-def test_forged_loopback_packet_on_the_uplink_gets_no_answer(
+def test_forged_loopback_packet_on_the_uplink_never_reaches_the_container(
     traffic: Traffic, daemon: Daemon
 ) -> None:
-    traffic.serve("web", "-p", "127.0.0.1:8081:80", "-p", "8080:80")
+    web = traffic.serve(
+        "web", "-p", "127.0.0.1:8081:80", "-p", "127.0.0.1:8081:80/udp",
+        "-p", "8080:80", "-p", "8080:80/udp",
+    )  # fmt: skip
     assert traffic.expect("host", "tcp", "127.0.0.1", 8081, "web:80").startswith("web:80")
     outside_mac = _mac(traffic.outside.run)
     host_mac = _mac(daemon.exec_in_host)
 
+    # Each from its own source port, so that no flow's conntrack entry affects another.
     results = {}
-    for destination, port in (("127.0.0.1", 8081), ("127.0.0.1", 8080), (HOST, 8080)):
-        frame = syn_frame(outside_mac, host_mac, OUTSIDE, destination, port)
-        completed = traffic.outside.run(sys.executable, "-c", FORGER, frame.hex(), "2")
-        results[f"{destination}:{port}"] = completed.stdout.strip()
+    for number, (destination, protocol, port) in enumerate(
+        (destination, protocol, port)
+        for destination in ("127.0.0.1", HOST)
+        for protocol, port in (("tcp", 8081), ("udp", 8081), ("tcp", 8080), ("udp", 8080))
+    ):
+        source_port = FORGED_SOURCE_PORT + number
+        frame = forged_frame(
+            protocol, outside_mac, host_mac, OUTSIDE, destination, port, source_port
+        )
+        completed = traffic.outside.run(
+            sys.executable, "-c", FORGER, frame.hex(), "1", str(source_port)
+        )
+        results[f"{destination}:{port}/{protocol}"] = completed.stdout.strip()
 
-    # The host's address answers (the control); 127.0.0.1 never does, whatever the binding.
+    # Which of them reached the container: DNATed TCP flows to its address, datagrams it saw.
+    flows = daemon.exec_in_host("conntrack", "-L", "-p", "tcp", "-s", OUTSIDE).stdout
+    reached_tcp = {
+        f"{line.split('dst=')[1].split()[0]}:{line.split('dport=')[1].split()[0]}"
+        for line in flows.splitlines()
+        if f"src={web} " in line and int(line.split("sport=")[1].split()[0]) >= FORGED_SOURCE_PORT
+    }
+    logs = daemon.cli("logs", "web").stdout
+    datagrams = [line for line in logs.splitlines() if f"datagram from {OUTSIDE}:" in line]
+
+    # Nothing sent to 127.0.0.1 reached the container; of the host's address (the control),
+    # only the wildcard binding did (8081 is bound to 127.0.0.1 alone).
+    assert reached_tcp == {f"{HOST}:8080"}, flows
+    assert len(datagrams) == 1, datagrams
+    # And only the control answered.
     assert results == {
-        "127.0.0.1:8081": "silent",
-        "127.0.0.1:8080": "silent",
-        f"{HOST}:8080": "answered",
+        "127.0.0.1:8081/tcp": "silent",
+        "127.0.0.1:8081/udp": "silent",
+        "127.0.0.1:8080/tcp": "silent",
+        "127.0.0.1:8080/udp": "silent",
+        f"{HOST}:8081/tcp": "silent",
+        f"{HOST}:8081/udp": "silent",
+        f"{HOST}:8080/tcp": "answered",
+        f"{HOST}:8080/udp": "answered",
     }
 
 
