@@ -683,6 +683,11 @@ class Engine:
             )
         self._prepare_network(network)
         with self.store.transaction(), contextlib.ExitStack() as undo:
+            if network.name == container.network_mode and container.ports:
+                # Back on its own network: its host ports may have been taken while it was away
+                # (the firewall would refuse with nothing but "File exists"). Only checks:
+                # every port got its host port at create.
+                self._choose_host_ports(container)
             endpoint = self._join(network, container, ip_address, container.mac_address, aliases)
             if network.name == container.network_mode and container.ports:
                 undo.callback(self._undo_join, network, container, endpoint)
