@@ -161,13 +161,25 @@ def traffic(daemon: Daemon, tmp_path: Path) -> Traffic:
     return Traffic(daemon, tmp_path)
 
 
+def set_br_netfilter(daemon: Daemon, enabled: int) -> None:
+    """Whether bridged frames also traverse the IP hooks; nsnet must not depend on it."""
+    daemon.exec_in_host("sysctl", "-qw", f"net.bridge.bridge-nf-call-iptables={enabled}")
+
+
+BR_NETFILTER = pytest.mark.parametrize(
+    "br_netfilter", [1, 0], ids=["br_netfilter", "no_br_netfilter"]
+)
+
+
 def both_protocols(where: str, address: str, port: int, expected: str) -> list[tuple]:
     return [(where, "tcp", address, port, expected), (where, "udp", address, port, expected)]
 
 
+@BR_NETFILTER
 def test_two_networks_are_isolated_but_reach_each_other_published_ports(
-    traffic: Traffic, daemon: Daemon
+    traffic: Traffic, daemon: Daemon, br_netfilter: int
 ) -> None:
+    set_br_netfilter(daemon, br_netfilter)
     daemon.cli("network", "create", "left")
     daemon.cli("network", "create", "right")
     left = traffic.serve("alpha", "--network", "left", "-p", "8081:80", "-p", "8081:80/udp")
@@ -231,9 +243,11 @@ def test_internal_network_is_closed_and_stays_so_after_a_restart(
         internal_checks(traffic, first, second)
 
 
+@BR_NETFILTER
 def test_icc_off_keeps_neighbours_apart_but_not_from_the_outside_or_published_ports(
-    traffic: Traffic, daemon: Daemon
+    traffic: Traffic, daemon: Daemon, br_netfilter: int
 ) -> None:
+    set_br_netfilter(daemon, br_netfilter)
     daemon.cli("network", "create", "-o", "com.docker.network.bridge.enable_icc=false", "quiet")
     traffic.serve_outside()
     first = traffic.serve("q1", "--network", "quiet")

@@ -359,6 +359,26 @@ def test_a_published_port_is_refused_naming_its_container(
     )
 
 
+def test_reconnecting_to_a_port_taken_meanwhile_is_refused_naming_the_taker(
+    traffic: Traffic, daemon: Daemon
+) -> None:
+    traffic.serve("alpha", "-p", "8080:80")
+    daemon.cli("network", "disconnect", "bridge", "alpha")  # its binding goes with it
+    traffic.serve("bravo", "-p", "8080:80")
+
+    before = snapshot(daemon)
+    completed = daemon.cli("network", "connect", "bridge", "alpha", check=False)
+    assert completed.returncode == 1, completed
+    assert "cannot publish port" in completed.stderr and "'bravo'" in completed.stderr
+    assert snapshot(daemon) == before
+    check_reached(traffic, [("outside", "tcp", HOST, 8080, f"bravo:80 {OUTSIDE}")])
+
+    # Once the port is free again, alpha gets it back with its network.
+    daemon.cli("rm", "-f", "bravo")
+    daemon.cli("network", "connect", "bridge", "alpha")
+    check_reached(traffic, [("outside", "tcp", HOST, 8080, f"alpha:80 {OUTSIDE}")])
+
+
 @pytest.mark.parametrize("protocol", ["tcp", "udp"])
 def test_a_port_held_in_the_host_is_refused_naming_the_process(
     daemon: Daemon, protocol: str

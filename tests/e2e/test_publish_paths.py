@@ -154,6 +154,16 @@ def traffic(daemon: Daemon, tmp_path: Path) -> Traffic:
     return Traffic(daemon, tmp_path)
 
 
+def set_br_netfilter(daemon: Daemon, enabled: int) -> None:
+    """Whether bridged frames also traverse the IP hooks; nsnet must not depend on it."""
+    daemon.exec_in_host("sysctl", "-qw", f"net.bridge.bridge-nf-call-iptables={enabled}")
+
+
+BR_NETFILTER = pytest.mark.parametrize(
+    "br_netfilter", [1, 0], ids=["br_netfilter", "no_br_netfilter"]
+)
+
+
 def check_paths(traffic: Traffic, cases: list[tuple[str, str, str, int, str]]) -> None:
     """Ask each (where, protocol, address, port, expected) and fail naming every mismatch."""
     wrong = []
@@ -169,7 +179,11 @@ def check_paths(traffic: Traffic, cases: list[tuple[str, str, str, int, str]]) -
     assert not wrong, "\n".join(wrong)
 
 
-def test_published_port_answers_on_every_path(traffic: Traffic, daemon: Daemon) -> None:
+@BR_NETFILTER
+def test_published_port_answers_on_every_path(
+    traffic: Traffic, daemon: Daemon, br_netfilter: int
+) -> None:
+    set_br_netfilter(daemon, br_netfilter)
     web = traffic.serve(
         "web",
         "-p", "8080:80", "-p", "8080:80/udp", "-p", "127.0.0.1:8081:80",
