@@ -30,7 +30,7 @@ from nsnet.drivers.overlay import MISSING_STORE, OverlayDriver
 from nsnet.errors import Conflict, Forbidden, InvalidArgument, NotFound, NsnetError, Unavailable
 from nsnet.firewall import ports as host_ports
 from nsnet.firewall.nft import Firewall
-from nsnet.firewall.ruleset import Binding, BridgeNetwork
+from nsnet.firewall.ruleset import INET, TABLE, Binding, BridgeNetwork
 from nsnet.kernel import namespace
 from nsnet.kernel.netlink import ALIAS_PREFIX, Netlink, write_sysctl
 from nsnet.kernel.reaper import LinkReaper
@@ -123,6 +123,7 @@ class Engine:
         self.reaper: LinkReaper | None = None
         self.firewall: Firewall | None = None
         self.warnings: list[str] = []  # shown by `nsnet info`
+        self._foreign_drop: str | None = None  # the last foreign forward-drop warning logged
         self.sandboxes = Sandboxes(self.paths)
         self._handles: OrderedDict[str, Netlink] = OrderedDict()
         self._children: dict[int, str] = {}  # pid -> container id, for processes we started
@@ -169,11 +170,17 @@ class Engine:
         self.reconcile()
         self._check_foreign_firewall()
 
-    def _check_foreign_firewall(self) -> None:
+    def _check_foreign_firewall(self) -> str | None:
+        """A warning when a foreign forward chain drops by policy, logged when it first shows.
+
+        Checked at start and again by `nsnet info`: Docker (or anyone) may set its FORWARD
+        policy of DROP while nsnetd runs.
+        """
         warning = self.firewall.foreign_forward_drop()
-        if warning:
+        if warning and warning != self._foreign_drop:
             log.warning("%s", warning)
-            self.warnings.append(warning)
+        self._foreign_drop = warning
+        return warning
 
     def close(self) -> None:
         self._close_cluster()
@@ -614,6 +621,15 @@ class Engine:
     def info(self) -> dict:
         """The daemon's view of itself for `nsnet info`: paths, firewall, warnings."""
         state = self.firewall.state()
+        warnings = list(self.warnings)
+        foreign_drop = self._check_foreign_firewall()
+        if foreign_drop:
+            warnings.append(foreign_drop)
+        if f"{INET} {TABLE}" not in state.tables:
+            warnings.append(
+                f"firewall table '{INET} {TABLE}' is missing (flushed by someone else?): "
+                "published ports, masquerade and isolation are off until nsnetd restarts"
+            )
         return {
             "StateDirectory": str(self.paths.state_dir),
             "RunDirectory": str(self.paths.run_dir),
@@ -623,7 +639,7 @@ class Engine:
                 "Elements": dict(state.elements),
             },
             "Cluster": self._cluster_info(),
-            "Warnings": list(self.warnings),
+            "Warnings": warnings,
         }
 
     def prune_networks(self) -> list[str]:
