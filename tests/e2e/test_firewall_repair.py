@@ -376,3 +376,30 @@ def test_a_foreign_forward_drop_is_reported_in_the_log_and_by_info(
     traffic.check(
         [("outside", "tcp", HOST, 8080, NO_ANSWER), ("host", "tcp", "127.0.0.1", 8080, "web:80")]
     )
+
+
+def test_info_warns_of_a_drop_policy_or_a_flush_that_came_while_running(daemon: Daemon) -> None:
+    rows, stderr = info_rows(daemon)
+    assert rows["Warnings"] == "0", (rows, stderr)
+
+    # Docker started after nsnetd: its FORWARD policy of DROP is reported from then on.
+    daemon.exec_in_host("iptables", "-P", "FORWARD", "DROP")
+    rows, stderr = info_rows(daemon)
+    assert rows["Warnings"] == "1" and "'ip filter FORWARD'" in stderr, (rows, stderr)
+    log = daemon.console_log.read_text() + (
+        daemon.log_file.read_text() if daemon.log_file.exists() else ""
+    )
+    assert log.count("'ip filter FORWARD' has a forward policy of drop") == 1, daemon.logs()
+
+    daemon.exec_in_host("iptables", "-P", "FORWARD", "ACCEPT")
+    rows, stderr = info_rows(daemon)
+    assert rows["Warnings"] == "0", (rows, stderr)
+
+    # A ruleset flushed under the running daemon is said to be missing, until a restart.
+    daemon.exec_in_host("nft", "flush", "ruleset")
+    rows, stderr = info_rows(daemon)
+    assert rows["Tables"] == "none" and rows["Warnings"] == "1", rows
+    assert "'inet nsnet' is missing" in stderr, stderr
+    daemon.restart()
+    rows, stderr = info_rows(daemon)
+    assert rows["Tables"] == "inet nsnet" and rows["Warnings"] == "0", (rows, stderr)
