@@ -575,6 +575,13 @@ class Engine:
         published = set(self.firewall.bindings)
         held = {(binding.protocol, binding.host_port) for binding in published}
         mine: dict[Binding, str] = {}  # this container's ports, as they are given host ports
+        sockets: dict[str, list[host_ports.Listener]] = {}  # per protocol, read once per create
+
+        def host_sockets(protocol: str) -> list[host_ports.Listener]:
+            if protocol not in sockets:
+                sockets[protocol] = host_ports.listeners(protocol)
+            return sockets[protocol]
+
         for port in container.ports:
             host_ip = IPv4Address(port.host_ip or "0.0.0.0")
             host_ports.check_protocol_supported(
@@ -582,15 +589,24 @@ class Engine:
             )
             if port.host_port and port.host_port_last > port.host_port:
                 port.host_port = host_ports.choose_host_port(
-                    port.protocol, host_ip, published, port.host_port, port.host_port_last
+                    port.protocol,
+                    host_ip,
+                    published,
+                    port.host_port,
+                    port.host_port_last,
+                    host_sockets(port.protocol),
                 )
             elif port.host_port:
                 holders = dict(mine)
                 if (port.protocol, port.host_port) in held:
                     holders.update(self._published(exclude=container.id))
-                host_ports.check_host_port_free(port.protocol, host_ip, port.host_port, holders)
+                host_ports.check_host_port_free(
+                    port.protocol, host_ip, port.host_port, holders, host_sockets(port.protocol)
+                )
             else:
-                port.host_port = host_ports.choose_host_port(port.protocol, host_ip, published)
+                port.host_port = host_ports.choose_host_port(
+                    port.protocol, host_ip, published, sockets=host_sockets(port.protocol)
+                )
             port.host_port_last = 0
             binding = Binding(
                 host_ip, port.host_port, port.protocol, host_ip, port.container_port, ""

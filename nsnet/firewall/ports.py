@@ -230,10 +230,12 @@ def choose_host_port(
     published: Iterable[Binding],
     first: int = 0,
     last: int = 0,
+    sockets: Iterable[Listener] | None = None,
 ) -> int:
     """The lowest host port of ``first``-``last`` (default ip_local_port_range) that is free.
 
     Free means: not published on an overlapping host address and held by no socket.
+    ``sockets`` are the namespace's ``listeners(protocol)`` when the caller has read them.
     """
     if not first:
         first, last = local_port_range()
@@ -242,9 +244,9 @@ def choose_host_port(
         for binding in published
         if binding.protocol == protocol and _overlaps(binding.host_ip, host_ip)
     }
-    taken |= {
-        listener.port for listener in listeners(protocol) if _overlaps(listener.address, host_ip)
-    }
+    if sockets is None:
+        sockets = listeners(protocol)
+    taken |= {listener.port for listener in sockets if _overlaps(listener.address, host_ip)}
     for port in range(first, last + 1):
         if port not in taken:
             return port
@@ -258,10 +260,12 @@ def port_holder(
     host_ip: IPv4Address,
     host_port: int,
     published: Mapping[Binding, str],
+    sockets: Iterable[Listener] | None = None,
 ) -> str | None:
     """Who holds ``host_ip:host_port/protocol``, or None when it is free.
 
-    ``published`` maps each published binding to its owner's name (a container).
+    ``published`` maps each published binding to its owner's name (a container);
+    ``sockets`` are the namespace's ``listeners(protocol)`` when the caller has read them.
     """
     for binding, owner in published.items():
         if (
@@ -271,7 +275,9 @@ def port_holder(
         ):
             return f"container '{owner}' ({binding.host_ip}:{host_port}/{protocol})"
 
-    for listener in listeners(protocol):
+    if sockets is None:
+        sockets = listeners(protocol)
+    for listener in sockets:
         if listener.port == host_port and _overlaps(listener.address, host_ip):
             where = f"{listener.address}:{host_port}/{protocol}"
             process = _socket_owner(listener.inode)
@@ -287,9 +293,10 @@ def check_host_port_free(
     host_ip: IPv4Address,
     host_port: int,
     published: Mapping[Binding, str],
+    sockets: Iterable[Listener] | None = None,
 ) -> None:
     """Raise Conflict naming who holds ``host_ip:host_port/protocol`` if anyone does."""
-    holder = port_holder(protocol, host_ip, host_port, published)
+    holder = port_holder(protocol, host_ip, host_port, published, sockets)
     if holder is not None:
         raise Conflict(
             f"cannot publish port '{host_ip}:{host_port}/{protocol}': already held by {holder}"
