@@ -239,11 +239,6 @@ def test_random_host_ports_differ_between_containers(traffic: Traffic, daemon: D
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nsnet port prints each container port's bindings in creation order; docker port "
-    "sorts every line in natural order (docker/cli cli/command/container/port.go)",
-)
 def test_nsnet_port_prints_what_docker_port_prints(daemon: Daemon) -> None:
     daemon.cli("create", "--name", "web", *EVERY_FORM, "--", "sleep", "1")
     [random_port] = [
