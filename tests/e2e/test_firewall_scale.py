@@ -189,3 +189,24 @@ def test_thousand_bindings_keep_the_rule_count(daemon: Daemon, tmp_path: Path) -
     assert ruleset_counts(daemon) == (rules_with_one, 900)
 
     unmount_all(daemon)
+
+
+def test_thousand_ports_of_one_container_in_one_change(daemon: Daemon) -> None:
+    rules_before, _ = ruleset_counts(daemon)
+
+    timings = {}
+    for name, spec in (("tcp", "30000-30999:30000-30999"), ("udp", "31000-31999:30000-30999/udp")):
+        started = time.perf_counter()
+        daemon.cli("create", "--name", name, "-p", spec, "--", "sleep", "1")
+        timings[f"create with 1,000 {name} ports"] = time.perf_counter() - started
+    rules, bindings = ruleset_counts(daemon)
+    assert (rules, bindings) == (rules_before, 2 * BINDINGS)
+
+    for name in ("tcp", "udp"):
+        started = time.perf_counter()
+        daemon.cli("rm", name)
+        timings[f"rm with 1,000 {name} ports"] = time.perf_counter() - started
+    assert ruleset_counts(daemon) == (rules_before, 0)
+    print()
+    for label, seconds in timings.items():
+        print(f"{label} (CLI included): {seconds:.2f} s")
