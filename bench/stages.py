@@ -400,7 +400,13 @@ def ports(stage: Stage) -> None:
             f"({available_mib() / 1024:.1f} GiB)"
         )
     if limited:
-        for case in ("ports.publish_all", "port.create", "port.remove"):
+        for case in (
+            "ports.publish_all",
+            "port.create",
+            "port.remove",
+            "port.none.create",
+            "port.none.remove",
+        ):
             stage.unavailable(case, interface, "ms", reason)
         for case in ("tcp.connect.first", "tcp.connect.last"):
             stage.unavailable(case, interface, "ms", reason)
@@ -421,6 +427,15 @@ def ports(stage: Stage) -> None:
 
         cases = ["port.create", "port.remove"]
         stage.loop(interface, cases, profile.slow_repeats, change_step, context)
+
+        # The same container without a port: the difference is what the port itself costs.
+        def baseline_step(index: int) -> dict[str, float]:
+            container, created = subject.create_container(f"nsnt-q{index}", network, [], interface)
+            removed = subject.remove_container(container, interface)
+            return {"port.none.create": created, "port.none.remove": removed}
+
+        cases = ["port.none.create", "port.none.remove"]
+        stage.loop(interface, cases, profile.slow_repeats, baseline_step, context)
 
     if not subject.measures_traffic:
         return
