@@ -406,6 +406,8 @@ def ports(stage: Stage) -> None:
             "port.remove",
             "port.none.create",
             "port.none.remove",
+            "port.share.create",
+            "port.share.remove",
         ):
             stage.unavailable(case, interface, "ms", reason)
         for case in ("tcp.connect.first", "tcp.connect.last"):
@@ -418,24 +420,35 @@ def ports(stage: Stage) -> None:
         context = {"published_ports": count}
         stage.single("ports.publish_all", interface, "ms", seconds * 1000, context)
 
+        # Each round creates and removes one container with the port and one without, so
+        # that the machine's drift hits both alike; their difference is the port's own cost.
         def change_step(index: int) -> dict[str, float]:
             container, created = subject.create_container(
                 f"nsnt-p{index}", network, [(CHANGE_PORT, CONTAINER_PORT)], interface
             )
             removed = subject.remove_container(container, interface)
-            return {"port.create": created, "port.remove": removed}
+            plain, plain_created = subject.create_container(
+                f"nsnt-q{index}", network, [], interface
+            )
+            plain_removed = subject.remove_container(plain, interface)
+            return {
+                "port.create": created,
+                "port.remove": removed,
+                "port.none.create": plain_created,
+                "port.none.remove": plain_removed,
+                "port.share.create": created - plain_created,
+                "port.share.remove": removed - plain_removed,
+            }
 
-        cases = ["port.create", "port.remove"]
+        cases = [
+            "port.create",
+            "port.remove",
+            "port.none.create",
+            "port.none.remove",
+            "port.share.create",
+            "port.share.remove",
+        ]
         stage.loop(interface, cases, profile.slow_repeats, change_step, context)
-
-        # The same container without a port: the difference is what the port itself costs.
-        def baseline_step(index: int) -> dict[str, float]:
-            container, created = subject.create_container(f"nsnt-q{index}", network, [], interface)
-            removed = subject.remove_container(container, interface)
-            return {"port.none.create": created, "port.none.remove": removed}
-
-        cases = ["port.none.create", "port.none.remove"]
-        stage.loop(interface, cases, profile.slow_repeats, baseline_step, context)
 
     if not subject.measures_traffic:
         return
