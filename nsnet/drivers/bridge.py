@@ -77,7 +77,9 @@ class BridgeDriver:
                 index = self.host.add_bridge(bridge, network.mtu, network.id)
                 undo.callback(self.host.delete_link, bridge)
 
-            failpoints.hit("create_network.address")
+            # Steps of a new bridge only: reconcile ensures existing ones at every start.
+            if existing is None:
+                failpoints.hit("create_network.address")
             present = {address for address, _ in self.host.addresses(index)}
             for config in network.ipam:
                 if config.gateway is not None and str(config.gateway) not in present:
@@ -86,7 +88,8 @@ class BridgeDriver:
             # Localhost access to published ports is routed to the bridge (issue 3); only
             # nsnet's bridges get route_localnet, never 'all' or the uplink (CVE-2020-8558).
             write_sysctl(f"net.ipv4.conf.{bridge}.route_localnet", "1")
-            failpoints.hit("create_network.up")
+            if existing is None:
+                failpoints.hit("create_network.up")
             self.host.set_up(index)
             self._bridge_indexes[network.id] = index
             undo.pop_all()
