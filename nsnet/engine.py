@@ -425,7 +425,7 @@ class Engine:
         config.gateway_chosen = request.ipam[0].gateway is None
         for other in existing:
             if config.subnet.overlaps(other):
-                raise Conflict(
+                raise Forbidden(  # Docker's status for a pool overlap
                     f"cannot create network '{name}': subnet {config.subnet} overlaps with "
                     f"{other} of another network"
                 )
@@ -460,7 +460,7 @@ class Engine:
         attached = self.network_endpoints(network.id)
         if attached:
             names = ", ".join(container.name for container, _ in attached)
-            raise Conflict(
+            raise Forbidden(
                 f"error while removing network: network {network.name} id {network.id} has "
                 f"active endpoints ({names})"
             )
@@ -568,14 +568,20 @@ class Engine:
     def _choose_host_ports(self, container: Container) -> None:
         """Give each requested port binding a host port: check a fixed one, choose a free one.
 
-        What is published comes from the firewall's record of its maps, so that the check
-        costs no store read per container already published (issue 3, point 4); the store is
-        read only to name the holder of a port that may clash.
+        What is published comes from the firewall's record of its maps, so that checking a
+        fixed port costs the same however many are published (issue 3, point 4); the store is
+        read only to name the holder of a port that may clash, and every binding only to
+        choose a free port.
         """
-        published = set(self.firewall.bindings)
-        held = {(binding.protocol, binding.host_port) for binding in published}
-        mine: dict[Binding, str] = {}  # this container's ports, as they are given host ports
+        mine: dict[Binding, str] = {}  # this container's ports, as they get host ports
+        published: set[Binding] | None = None  # every binding, read when a port is chosen
         sockets: dict[str, list[host_ports.Listener]] = {}  # per protocol, read once per create
+
+        def every_binding() -> set[Binding]:
+            nonlocal published
+            if published is None:
+                published = set(self.firewall.bindings) | set(mine)
+            return published
 
         def host_sockets(protocol: str) -> list[host_ports.Listener]:
             if protocol not in sockets:
@@ -591,27 +597,28 @@ class Engine:
                 port.host_port = host_ports.choose_host_port(
                     port.protocol,
                     host_ip,
-                    published,
+                    every_binding(),
                     port.host_port,
                     port.host_port_last,
                     host_sockets(port.protocol),
                 )
             elif port.host_port:
                 holders = dict(mine)
-                if (port.protocol, port.host_port) in held:
+                if self.firewall.bindings_on(port.protocol, port.host_port):
                     holders.update(self._published(exclude=container.id))
                 host_ports.check_host_port_free(
                     port.protocol, host_ip, port.host_port, holders, host_sockets(port.protocol)
                 )
             else:
                 port.host_port = host_ports.choose_host_port(
-                    port.protocol, host_ip, published, sockets=host_sockets(port.protocol)
+                    port.protocol, host_ip, every_binding(), sockets=host_sockets(port.protocol)
                 )
             port.host_port_last = 0
             binding = Binding(
                 host_ip, port.host_port, port.protocol, host_ip, port.container_port, ""
             )
-            published.add(binding)
+            if published is not None:
+                published.add(binding)
             mine[binding] = container.name
 
     def _update_dns(self, container: Container) -> None:
@@ -703,13 +710,14 @@ class Engine:
                 "container sharing network namespace with another container or host cannot be "
                 "connected to any other network"
             )
+        # Docker answers these with 400 (bad request), the states before with 403.
         if refusal:
-            raise Forbidden(
+            raise InvalidArgument(
                 f"cannot connect container '{container.name}' to network '{network.name}': "
                 f"{refusal}"
             )
         if network.driver not in ("bridge", "overlay"):
-            raise Forbidden(
+            raise InvalidArgument(
                 f"cannot connect container '{container.name}' to network '{network.name}': "
                 f"container cannot be connected to {network.name} network"
             )
@@ -740,7 +748,7 @@ class Engine:
         """Allocate, record and plug one endpoint; the caller owns the store transaction."""
         mine = self.store.endpoints(container_id=container.id)
         if any(endpoint.network_id == network.id for endpoint in mine):
-            raise Conflict(
+            raise Forbidden(
                 f"endpoint with name {container.name} already exists in network {network.name}"
             )
         if network.driver == "overlay":
@@ -758,7 +766,9 @@ class Engine:
             try:
                 ipam.check_static(config, address, allocated)
             except NsnetError as error:
-                raise type(error)(
+                # An address taken or reserved is Docker's 403; one outside the subnet its 400.
+                category = Forbidden if isinstance(error, Conflict) else type(error)
+                raise category(
                     f"cannot connect container '{container.name}' to network "
                     f"'{network.name}': {error}"
                 ) from error

@@ -52,14 +52,28 @@ class Firewall:
             self._nft = nftables.Nftables()
         except OSError as error:
             raise Unavailable(f"cannot open firewall 'libnftables': {error}") from error
-        # The bindings this object has put in the maps, so that a caller can see what is
-        # published without a read per binding (of the kernel or of a store).
-        self._bindings: set[Binding] = set()
+        # The bindings this object has put in the maps, by (protocol, host port), so that a
+        # caller sees what is published without a read per binding (of the kernel or a store).
+        self._bindings: dict[tuple[str, int], set[Binding]] = {}
 
     @property
     def bindings(self) -> frozenset[Binding]:
         """The port bindings in nsnet's maps, as this object applied them."""
-        return frozenset(self._bindings)
+        return frozenset(binding for same in self._bindings.values() for binding in same)
+
+    def bindings_on(self, protocol: str, host_port: int) -> frozenset[Binding]:
+        """The bindings in nsnet's maps of one host port, on any host address."""
+        return frozenset(self._bindings.get((protocol, host_port), ()))
+
+    def _remember(self, bindings: Iterable[Binding], present: bool) -> None:
+        for binding in bindings:
+            key = (binding.protocol, binding.host_port)
+            if present:
+                self._bindings.setdefault(key, set()).add(binding)
+            elif key in self._bindings:
+                self._bindings[key].discard(binding)
+                if not self._bindings[key]:
+                    del self._bindings[key]
 
     # Changes ----------------------------------------------------------------------------------
 
@@ -68,7 +82,8 @@ class Firewall:
         networks = list(networks)
         bindings = list(bindings)
         self._apply("sync", ruleset.render(networks, bindings))
-        self._bindings = set(bindings)
+        self._bindings = {}
+        self._remember(bindings, present=True)
         log.info("firewall synced: %d networks, %d port bindings", len(networks), len(bindings))
 
     def add_network(self, network: BridgeNetwork) -> None:
@@ -89,7 +104,7 @@ class Firewall:
         if not bindings:
             return
         self._apply("add bindings", ruleset.add_bindings(bindings))
-        self._bindings.update(bindings)
+        self._remember(bindings, present=True)
         self.flush_conntrack(binding for binding in bindings if binding.protocol == "udp")
         log.debug("firewall: published %s", ", ".join(map(str, bindings)))
 
@@ -99,7 +114,7 @@ class Firewall:
         if not bindings:
             return
         self._apply("remove bindings", ruleset.remove_bindings(bindings))
-        self._bindings.difference_update(bindings)
+        self._remember(bindings, present=False)
         self.flush_conntrack(binding for binding in bindings if binding.protocol == "udp")
         log.debug("firewall: unpublished %s", ", ".join(map(str, bindings)))
 
