@@ -287,7 +287,23 @@ class Engine:
             [self._firewall_network(n) for n in networks.values() if n.driver == "bridge"],
             [binding for c in containers.values() for binding in self._bindings_of(c)],
         )
+        self._flush_stale_conntrack(networks, endpoints)
         self._register_overlay_endpoints()
+
+    def _flush_stale_conntrack(self, networks: dict, endpoints: list) -> None:
+        """Forget flows of bridge addresses that no endpoint holds (a crash before a flush)."""
+        bridges = [network for network in networks.values() if network.driver == "bridge"]
+        live = {endpoint.address for endpoint in endpoints}
+        live |= {config.gateway for network in bridges for config in network.ipam}
+        try:
+            deleted = self.firewall.flush_stale_conntrack(
+                [config.subnet for network in bridges for config in network.ipam], live
+            )
+        except NsnetError as error:
+            log.warning("reconcile: cannot flush stale conntrack entries: %s", error)
+            return
+        if deleted:
+            log.warning("reconcile: deleted %d conntrack entries of removed containers", deleted)
 
     def _reconcile_container(self, container: Container, networks: dict, endpoints: list) -> None:
         if container.state == "running":

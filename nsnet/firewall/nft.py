@@ -15,7 +15,7 @@ import logging
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 import nftables
@@ -160,10 +160,37 @@ class Firewall:
             [NFCTAttrTuple(saddr=str(address))],
         )
 
+    def flush_stale_conntrack(
+        self, subnets: Iterable[IPv4Network], live: Iterable[IPv4Address]
+    ) -> int:
+        """Delete the entries of flows from or to an address of ``subnets`` that is not ``live``.
+
+        A crash between a container's removal and its flush leaves its flows behind, and the
+        address may go to a new container; reconcile calls this once at start. One dump of
+        the whole table (this namespace's part of it), matched here.
+        """
+        subnets = list(subnets)
+        live = set(live)
+
+        def stale(entry) -> bool:
+            for text in (entry.tuple_orig.saddr, entry.tuple_reply.saddr):
+                try:
+                    address = IPv4Address(text)
+                except ValueError:
+                    continue  # IPv6 or absent
+                if address not in live and any(address in subnet for subnet in subnets):
+                    return True
+            return False
+
+        if not subnets:
+            return 0
+        # None: an unfiltered dump.
+        return self._delete_conntrack("stale container addresses", [None], [], stale)
+
     def _delete_conntrack(
         self,
         what: str,
-        original: list[NFCTAttrTuple],
+        original: list[NFCTAttrTuple | None],
         reply: list[NFCTAttrTuple],
         matches: Callable[[Any], bool] | None = None,
     ) -> int:
