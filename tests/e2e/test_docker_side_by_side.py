@@ -269,19 +269,6 @@ STATUS_DIFFERENCES = {
     "disconnect when not connected": (500, 404),
     # Docker's own category for an address outside the pool is 403; nsnet's is 400.
     "aux address outside the subnet": (403, 400),
-    # TODO: the engine's categories differ from libnetwork's for these: Docker's 403 (its
-    # "forbidden") is nsnet's Conflict (409), and its 400 for connecting a container whose
-    # network mode allows no other network is nsnet's Forbidden (403). The docker CLI shows the
-    # same message and exits 1 either way; asked of the engine's owner.
-    "overlapping subnet": (403, 409),
-    "rm with endpoints": (403, 409),
-    "connect twice": (403, 409),
-    "--ip in use": (403, 409),
-    "connect host-mode container": (400, 403),
-    "connect none-mode container": (400, 403),
-    "connect container-mode container": (400, 403),
-    "connect to host": (400, 403),
-    "connect to none": (400, 403),
 }
 
 

@@ -4,7 +4,7 @@ from ipaddress import IPv4Network
 
 import pytest
 
-from nsnet.errors import Conflict, InvalidArgument
+from nsnet.errors import Conflict, Forbidden, InvalidArgument
 from nsnet.models import ContainerCreate, IpamConfig, NetworkCreate
 from tests.kernel.test_engine_support import (
     EngineThread,
@@ -67,7 +67,7 @@ def test_a_taken_address_cannot_be_pinned(engine: EngineThread) -> None:
     small_network(engine, "taken", "10.83.0.0/24")
     engine.create_container(ContainerCreate(name="first", network="taken"))
 
-    with pytest.raises(Conflict) as caught:
+    with pytest.raises(Forbidden) as caught:
         engine.create_container(
             ContainerCreate(name="second", network="taken", ip_address="10.83.0.2")
         )
@@ -81,7 +81,7 @@ def test_a_taken_address_cannot_be_pinned(engine: EngineThread) -> None:
     [
         ("10.84.1.5", InvalidArgument, "is not inside subnet 10.84.0.0/24"),
         ("10.84.0.255", InvalidArgument, "network or broadcast"),
-        ("10.84.0.1", Conflict, "is reserved"),
+        ("10.84.0.1", Forbidden, "is reserved"),
         ("10.84.0.300", InvalidArgument, "invalid IPv4 address '10.84.0.300'"),
     ],
 )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nsnet.errors import Conflict, InvalidArgument, NotFound
+from nsnet.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from nsnet.models import ContainerCreate, IpamConfig, NetworkCreate
 from tests.kernel.test_engine_support import (
     EngineThread,
@@ -198,7 +198,7 @@ def test_a_network_with_endpoints_cannot_be_removed(engine: EngineThread) -> Non
     network = user_network(engine, "busy", "10.76.0.0/24")
     engine.create_container(ContainerCreate(name="tenant", network="busy"))
 
-    with pytest.raises(Conflict, match=r"active endpoints \(tenant\)"):
+    with pytest.raises(Forbidden, match=r"active endpoints \(tenant\)"):
         engine.remove_network("busy")
 
     assert engine.host_link(network.bridge_name) is not None
@@ -326,7 +326,7 @@ def test_disconnecting_the_default_route_network_moves_the_route_to_another(
 def test_a_second_connect_to_the_same_network_is_refused(engine: EngineThread) -> None:
     engine.create_container(ContainerCreate(name="twice"))
 
-    with pytest.raises(Conflict, match="already exists in network bridge"):
+    with pytest.raises(Forbidden, match="already exists in network bridge"):
         engine.connect("bridge", "twice")
 
 
