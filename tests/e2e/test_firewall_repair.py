@@ -256,6 +256,40 @@ def test_removed_containers_leave_no_element_and_no_conntrack_entry(
     traffic.check([("outside", "tcp", HOST, 8080 + number, NO_ANSWER) for number in range(3)])
 
 
+def test_a_restart_forgets_flows_of_addresses_no_container_holds(
+    traffic: Traffic, daemon: Daemon
+) -> None:
+    traffic.serve_outside()
+    live = traffic.serve("web", "-p", "8080:80", "-p", "8080:80/udp")
+    make_flows(traffic, "web", 8080)
+    # What a crash between a container's removal and its flush leaves: flows of an address
+    # that no container holds any more, outbound and DNATed inbound.
+    for flow in (
+        ["-s", "172.17.0.99", "-d", OUTSIDE, "-p", "udp", "--sport", "1000", "--dport", "2000"],
+        ["-s", OUTSIDE, "-d", HOST, "-p", "tcp", "--sport", "40000", "--dport", "8090",
+         "-r", "172.17.0.98", "-q", OUTSIDE, "--reply-port-src", "80",
+         "--reply-port-dst", "40000", "--state", "ESTABLISHED", "-u", "SEEN_REPLY"],
+        ["-s", OUTSIDE, "-d", HOST, "-p", "udp", "--sport", "3000", "--dport", "4000"],
+    ):  # fmt: skip
+        daemon.exec_in_host("conntrack", "-I", *flow, "-t", "100")
+    assert conntrack_lines_of(daemon, {"172.17.0.99"}) and conntrack_lines_of(
+        daemon, {"172.17.0.98"}
+    )
+    stale = {"172.17.0.99", "172.17.0.98"}
+
+    def flows_to_keep() -> set[str]:
+        """The living container's flows and the host's own, without state and timeout."""
+        lines = set(conntrack_lines_of(daemon, {live, OUTSIDE}))
+        lines -= set(conntrack_lines_of(daemon, stale))
+        return {line.split("src=", 1)[1] for line in lines}
+
+    kept = flows_to_keep()
+    daemon.kill9()
+    daemon.start()
+    assert conntrack_lines_of(daemon, stale) == []
+    assert kept <= flows_to_keep()
+
+
 # Repair -----------------------------------------------------------------------------------------
 
 
