@@ -51,6 +51,18 @@ def _needs_root(request: pytest.FixtureRequest) -> bool:
     return any(request.node.get_closest_marker(tier) for tier in TIERS_NEEDING_ROOT)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def netns_directory(request: pytest.FixtureRequest) -> None:
+    """Before any leak snapshot, give /run/netns the mount ``ip netns add`` leaves behind."""
+    needs_root = any(
+        item.get_closest_marker(tier)
+        for item in request.session.items
+        for tier in TIERS_NEEDING_ROOT
+    )
+    if needs_root and os.geteuid() == 0:
+        netns_module.prepare_netns_directory()
+
+
 @pytest.fixture(autouse=True)
 def leak_check(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

@@ -125,6 +125,21 @@ def _is_running(pid: int) -> bool:
         return False
 
 
+def prepare_netns_directory() -> None:
+    """Make /run/netns the shared mount point that ``ip netns add`` makes on first use.
+
+    iproute2 bind-mounts /run/netns onto itself the first time any namespace is added on a
+    machine, and the mount stays for good. Doing it once before the first leak snapshot keeps it
+    from being blamed on whichever test happens to add the first namespace on a fresh machine.
+    """
+    if os.path.ismount(NETNS_DIR):
+        return
+    name = unique_name()
+    created_names.add(name)
+    run(["ip", "netns", "add", name])
+    run(["ip", "netns", "delete", name])
+
+
 class Namespace:
     """A named network namespace made by ``ip netns add``."""
 
