@@ -29,6 +29,7 @@ from nsnet.drivers import BridgeDriver, HostDriver, NullDriver
 from nsnet.drivers.overlay import MISSING_STORE, OverlayDriver
 from nsnet.errors import Conflict, Forbidden, InvalidArgument, NotFound, NsnetError, Unavailable
 from nsnet.firewall import ports as host_ports
+from nsnet.firewall.janitor import ConntrackJanitor
 from nsnet.firewall.nft import Firewall
 from nsnet.firewall.ruleset import INET, TABLE, Binding, BridgeNetwork
 from nsnet.kernel import namespace
@@ -122,6 +123,7 @@ class Engine:
         self.host: Netlink | None = None
         self.reaper: LinkReaper | None = None
         self.firewall: Firewall | None = None
+        self.janitor: ConntrackJanitor | None = None
         self.warnings: list[str] = []  # shown by `nsnet info`
         self._foreign_drop: str | None = None  # the last foreign forward-drop warning logged
         self.sandboxes = Sandboxes(self.paths)
@@ -161,6 +163,7 @@ class Engine:
         }
         self.drivers["overlay"].prepare()
         self.firewall = Firewall()
+        self.janitor = ConntrackJanitor(self.firewall.flush_container_conntrack)
         write_sysctl("net.ipv4.ip_forward", "1")
         log.info("enabled IPv4 forwarding in the host namespace")
         self._ensure_builtin_networks()
@@ -190,6 +193,9 @@ class Engine:
         if self.reaper is not None:
             self.reaper.close()  # finishes the deletions already handed over
             self.reaper = None
+        if self.janitor is not None:
+            self.janitor.close()  # likewise the conntrack flushes
+            self.janitor = None
         for handle in self._handles.values():
             handle.close()
         self._handles.clear()
@@ -651,11 +657,24 @@ class Engine:
             log.warning("container %s: cannot update its DNS: %s", container.name, error)
 
     def _flush_conntrack(self, address: IPv4Address) -> None:
-        """Forget the flows of an address that is going away, so none outlives it."""
-        try:
-            self.firewall.flush_container_conntrack(address)
-        except NsnetError as error:
-            log.warning("cannot flush conntrack entries of %s: %s", address, error)
+        """Forget the flows of an address that is going away, so none outlives it.
+
+        The janitor's thread does it: walking the conntrack table is most of a detach's cost.
+        """
+        self.janitor.forget(address)
+
+    def _next_free_address(self, config: IpamConfig, allocated: set[int]) -> IPv4Address:
+        """The lowest free address, passing over those whose old flows are being forgotten.
+
+        When only such an address is free, it is given once its flows are gone.
+        """
+        settling = {int(address) for address in self.janitor.settling()}
+        if settling:
+            try:
+                return ipam.next_free(config, allocated | settling)
+            except Conflict:
+                self.janitor.wait()
+        return ipam.next_free(config, allocated)
 
     def info(self) -> dict:
         """The daemon's view of itself for `nsnet info`: paths, firewall, warnings."""
@@ -788,8 +807,9 @@ class Engine:
                     f"cannot connect container '{container.name}' to network "
                     f"'{network.name}': {error}"
                 ) from error
+            self.janitor.wait(address)  # the old holder's flows must not reach the new one
         else:
-            address = ipam.next_free(config, allocated)
+            address = self._next_free_address(config, allocated)
 
         endpoint_id = new_id()
         used_ifnames = {endpoint.container_ifname for endpoint in mine}
