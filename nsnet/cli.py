@@ -76,9 +76,10 @@ class Daemon:
     def call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
             return method(*args, **kwargs)
-        except ConnectionFailed:
-            # The request never reached a daemon, so sending it again is safe.
-            if not self.autostart or self.started or os.path.exists(self.socket_path):
+        except ConnectionFailed as error:
+            # The request never reached a daemon, so sending it again is safe. A socket file
+            # that refuses connections is a killed daemon's: the new one replaces it.
+            if not self.autostart or self.started or not error.no_listener:
                 raise
             self.start()
             return method(*args, **kwargs)

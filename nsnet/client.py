@@ -33,7 +33,15 @@ class DaemonError(NsnetError):
 
 
 class ConnectionFailed(Unavailable):
-    """No daemon could be reached: the request was not sent (safe to send again)."""
+    """No daemon could be reached: the request was not sent (safe to send again).
+
+    ``no_listener`` says that nothing listens at the socket (it is missing, or refused the
+    connection: a daemon killed without cleaning up leaves its socket file behind).
+    """
+
+    def __init__(self, message: str, no_listener: bool = False) -> None:
+        super().__init__(message)
+        self.no_listener = no_listener
 
 
 class ProtocolError(Unavailable):
@@ -162,7 +170,8 @@ class Client:
             except (FileNotFoundError, ConnectionRefusedError) as error:
                 raise ConnectionFailed(
                     f"cannot connect to nsnetd at unix://{self.socket_path}:"
-                    f" {error.strerror or error}"
+                    f" {error.strerror or error}",
+                    no_listener=True,
                 ) from error
             except OSError as error:
                 raise ConnectionFailed(

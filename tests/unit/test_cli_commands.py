@@ -6,6 +6,7 @@ so output is captured at the file-descriptor level.
 
 import os
 import signal
+import socket
 import sys
 import textwrap
 import time
@@ -251,6 +252,8 @@ FAKE_DAEMON = textwrap.dedent(
     with open(pid_file, "w") as file:
         file.write(str(os.getpid()))
     print("fake nsnetd starting", flush=True)
+    if os.path.exists(path):
+        os.unlink(path)  # a stale socket, as the real nsnetd replaces it
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(16)
@@ -260,9 +263,11 @@ FAKE_DAEMON = textwrap.dedent(
 )
 
 
+@pytest.mark.parametrize("socket_left", [False, True], ids=["no socket", "stale socket"])
 def test_an_absent_daemon_is_started_in_the_background(
-    tmp_path: Path, capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, socket_left
 ) -> None:
+    """Also when a daemon killed with SIGKILL left its socket file, which now refuses."""
     monkeypatch.setenv("NSNET_ROOT", str(tmp_path / "root"))
     monkeypatch.delenv("NSNET_AUTOSTART", raising=False)
     socket_path = tmp_path / "nsnetd.sock"
@@ -275,6 +280,10 @@ def test_an_absent_daemon_is_started_in_the_background(
         "daemon_argv",
         lambda path, paths: [sys.executable, "-c", script, path, str(pid_file)],
     )
+    if socket_left:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
+            dead.bind(str(socket_path))
+        assert socket_path.exists()
 
     try:
         status = cli.main(["-H", f"unix://{socket_path}", "network", "ls", "-q"])
