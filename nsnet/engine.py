@@ -33,7 +33,7 @@ from nsnet.firewall.janitor import ConntrackJanitor
 from nsnet.firewall.nft import Firewall
 from nsnet.firewall.ruleset import INET, TABLE, Binding, BridgeNetwork
 from nsnet.kernel import namespace
-from nsnet.kernel.netlink import ALIAS_PREFIX, Netlink, write_sysctl
+from nsnet.kernel.netlink import ALIAS_PREFIX, Netlink, read_sysctl, write_sysctl
 from nsnet.kernel.reaper import LinkReaper
 from nsnet.models import (
     DEFAULT_BRIDGE_DEVICE,
@@ -146,6 +146,7 @@ class Engine:
         from nsnet.store import Store
 
         self.paths.ensure()
+        self.warnings = []
         self.store = Store(self.paths.database)
         self.host = Netlink.open()
         self.reaper = LinkReaper(Netlink.open())
@@ -168,6 +169,9 @@ class Engine:
         log.info("enabled IPv4 forwarding in the host namespace")
         self._ensure_builtin_networks()
         self.dns = DnsRegistry(self.dns_servers)
+        if self.dns.warning:
+            log.warning("%s", self.dns.warning)
+            self.warnings.append(self.dns.warning)
         self.dns.start()
         self._open_cluster()
         self.reconcile()
@@ -687,6 +691,11 @@ class Engine:
             warnings.append(
                 f"firewall table '{INET} {TABLE}' is missing (flushed by someone else?): "
                 "published ports, masquerade and isolation are off until nsnetd restarts"
+            )
+        if read_sysctl("net.ipv4.ip_forward") != "1":
+            warnings.append(
+                "IPv4 forwarding is disabled in the host namespace (net.ipv4.ip_forward = 0, "
+                "set by someone else): containers cannot reach the outside until nsnetd restarts"
             )
         return {
             "StateDirectory": str(self.paths.state_dir),

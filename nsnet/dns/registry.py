@@ -12,7 +12,10 @@ import logging
 from pathlib import Path
 
 from nsnet.dns.files import (
+    FALLBACK_NAMESERVERS,
     container_resolv_conf,
+    default_upstreams,
+    non_loopback,
     parse_add_host,
     read_host_resolv_conf,
     render_hosts,
@@ -34,12 +37,22 @@ class DnsRegistry:
         """``servers``: the daemon's upstream name servers; None means the host's."""
         self.host_conf = read_host_resolv_conf()
         self.servers = list(servers or [])
-        upstreams = [Upstream.parse(server) for server in self.servers] or (
-            self.host_conf.upstreams()
+        upstreams = [Upstream.parse(server) for server in self.servers] or default_upstreams(
+            self.host_conf
         )
         self.server = DnsServer(Resolver(NameIndex(), upstreams))
         self._scopes: dict[str, SandboxScope] = {}
         self._indexed: dict[str, set[str]] = {}  # container id -> endpoint ids in the index
+
+    @property
+    def warning(self) -> str | None:
+        """Why containers' names go to Docker's public fallback servers, if they do."""
+        if self.servers or non_loopback(self.host_conf.nameservers):
+            return None
+        return (
+            "the host's resolv.conf lists no name server that containers can reach: they use "
+            f"{', '.join(FALLBACK_NAMESERVERS)}, as Docker does (give nsnetd --dns to choose)"
+        )
 
     def start(self) -> None:
         self.server.start()

@@ -50,3 +50,9 @@ def test_info_prints_every_warning(daemon: Daemon) -> None:
     assert len(warnings) == 1 and warnings[0].startswith("WARNING: "), shown.stderr
     assert "FORWARD" in warnings[0] and "drop" in warnings[0], warnings[0]
     assert daemon.api("GET", "/info").json()["Warnings"] == [warnings[0][len("WARNING: ") :]]
+
+    # Forwarding turned off under the running daemon (inside the test's host namespace only).
+    daemon.exec_in_host("sysctl", "-qw", "net.ipv4.ip_forward=0")
+    shown = daemon.cli("info")
+    assert " Warnings: 2\n" in shown.stdout
+    assert "WARNING: IPv4 forwarding is disabled" in shown.stderr, shown.stderr

@@ -209,3 +209,19 @@ def test_write_in_place_creates_a_missing_file(tmp_path: Path) -> None:
     write_in_place(target, "127.0.0.1\tlocalhost\n")
 
     assert target.read_text() == "127.0.0.1\tlocalhost\n"
+
+
+def test_the_registry_warns_when_containers_fall_back_to_public_servers(monkeypatch) -> None:
+    from nsnet.dns import registry
+
+    monkeypatch.setattr(registry, "read_host_resolv_conf", lambda: LOOPBACK_ONLY)
+    fallback = registry.DnsRegistry()
+    assert [str(upstream) for upstream in fallback.server.resolver.upstreams] == [
+        "8.8.8.8",
+        "8.8.4.4",
+    ]
+    assert "8.8.8.8, 8.8.4.4" in fallback.warning and "--dns" in fallback.warning
+
+    assert registry.DnsRegistry(["192.0.2.53"]).warning is None
+    monkeypatch.setattr(registry, "read_host_resolv_conf", lambda: HOST)
+    assert registry.DnsRegistry().warning is None
