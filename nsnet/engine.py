@@ -493,12 +493,16 @@ class Engine:
         if network.driver == "overlay" and self.cluster is not None:
             self.cluster.delete_network(network)  # refused while another host has endpoints
 
-        with self.store.transaction():
+        with self.store.transaction(), contextlib.ExitStack() as undo:
             self.store.delete_network(network.id)
-            failpoints.hit("remove_network.bridge")
+            failpoints.hit("remove_network.firewall")
             if network.driver == "bridge":
-                self.firewall.remove_network(self._firewall_network(network))
+                rules = self._firewall_network(network)
+                self.firewall.remove_network(rules)
+                undo.callback(self.firewall.add_network, rules)
+            failpoints.hit("remove_network.bridge")
             self.drivers[network.driver].delete(network)
+            undo.pop_all()
         log.info("network %s removed", network.name)
 
     # Firewall

@@ -50,6 +50,7 @@ OPERATIONS = {
     ),
     "remove_container.endpoint": (["rm", "stopped"], None),
     "remove_container.store": (["rm", "stopped"], None),
+    "remove_network.firewall": (["network", "rm", "empty"], None),
     "remove_network.bridge": (["network", "rm", "empty"], None),
 }
 
