@@ -52,6 +52,21 @@ def containers(daemon: Daemon) -> list[dict]:
     return listed
 
 
+def ruleset(daemon: Daemon) -> list[dict]:
+    """The host's whole nftables ruleset, each set's elements sorted, handles left out.
+
+    A set keeps no order: elements removed and added again may be listed in another one.
+    """
+    listing = json.loads(daemon.exec_in_host("nft", "-j", "list", "ruleset").stdout)["nftables"]
+    for item in listing:
+        for body in item.values():
+            if isinstance(body, dict):
+                body.pop("handle", None)
+                if "elem" in body:
+                    body["elem"] = sorted(body["elem"], key=json.dumps)
+    return listing
+
+
 def snapshot(daemon: Daemon) -> dict:
     """Everything a refused or rolled-back operation must leave as it was."""
     netns_dir = daemon.root / "run" / "netns"
@@ -59,7 +74,7 @@ def snapshot(daemon: Daemon) -> dict:
         "links": host_links(daemon),
         "addresses": host_addresses(daemon),
         "routes": host_routes(daemon),
-        "firewall": daemon.exec_in_host("nft", "list", "ruleset").stdout,
+        "firewall": ruleset(daemon),
         "namespace files": sorted(path.name for path in netns_dir.iterdir()),
         "mounts": sorted(mount.mount_point for mount in mounts_under(daemon.root)),
         "network ls": daemon.cli("network", "ls", "--no-trunc").stdout,
