@@ -357,8 +357,7 @@ class Engine:
                 self.drivers["bridge"].reattach(networks[endpoint.network_id], endpoint)
 
     def _recorded_start(self, container: Container) -> int | None:
-        value = container.labels.get("nsnet.process-start-time")
-        return int(value) if value else None
+        return container.process_start_time or None
 
     # Networks
 
@@ -1175,7 +1174,7 @@ class Engine:
         container.detached = detached
         container.started_at = now()
         container.finished_at = ""
-        container.labels["nsnet.process-start-time"] = str(start_time)
+        container.process_start_time = start_time
         self._watched[container.id] = (pid, start_time)
         with self.store.transaction():
             self.store.put_container(container)

@@ -121,6 +121,9 @@ class Container:
     command: list[str] = field(default_factory=list)
     state: str = "created"  # created | running | exited
     pid: int = 0
+    # The process's start time (clock ticks since boot, /proc/PID/stat): a recycled pid after
+    # a restart is not taken for the container's process.
+    process_start_time: int = 0
     exit_code: int = 0
     started_at: str = ""
     finished_at: str = ""

@@ -38,6 +38,7 @@ def state_of(daemon: Daemon) -> dict:
             "Id": details["Id"],
             "Status": details["State"]["Status"],
             "Pid": details["State"]["Pid"],
+            "Labels": details["Config"]["Labels"],
             "Networks": {
                 name: (settings["IPAddress"], settings["MacAddress"], settings["EndpointID"])
                 for name, settings in details["NetworkSettings"]["Networks"].items()
@@ -64,11 +65,14 @@ def test_containers_survive_a_daemon_crash_and_are_adopted_again(daemon: Daemon)
     daemon.cli("run", "-d", "--name", "pinned", "--network", "front", "--ip", "10.70.0.9",
                "--", "sleep", "600")  # fmt: skip
     daemon.cli("run", "-d", "--name", "peer", "--network", "front", "--", "sleep", "600")
-    daemon.cli("run", "-d", "--name", "plain", "--", "sleep", "600")
+    daemon.cli("run", "-d", "--name", "plain", "--label", "team=web", "--", "sleep", "600")
     daemon.cli("create", "--name", "idle", "--network", "front", "--", "true")
     before = state_of(daemon)
     pids = {name: entry["Pid"] for name, entry in before["containers"].items() if entry["Pid"]}
     assert sorted(pids) == ["peer", "pinned", "plain"]
+    # Only the user's labels: what nsnet records to adopt a process is its own business.
+    assert before["containers"]["plain"]["Labels"] == {"team": "web"}
+    assert before["containers"]["peer"]["Labels"] == {}
 
     daemon.kill9()
 

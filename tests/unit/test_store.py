@@ -63,7 +63,8 @@ def make_container(container_id: str = CONTAINER_ID, name: str = "web") -> Conta
         aliases=["www"],
         auto_remove=True,
         ports=[PortBinding(container_port=80, protocol="udp", host_ip="0.0.0.0", host_port=8080)],
-        labels={"nsnet.process-start-time": "12345"},
+        process_start_time=12345,
+        labels={"com.example.team": "web"},
         netns_path="/run/nsnet/netns/" + container_id,
         uts_path="/run/nsnet/netns/" + container_id + ".uts",
     )
