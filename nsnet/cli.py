@@ -300,11 +300,11 @@ def split_protocol(text: str, flag: str) -> tuple[str, str]:
 def port_range(text: str, flag: str, whole: str) -> list[int]:
     """``80`` or ``8000-8010`` as the list of ports."""
     first, dash, last = text.partition("-")
-    try:
-        start = int(first)
-        end = int(last) if dash else start
-    except ValueError as error:
-        raise click.BadParameter(f"'{whole}': invalid port '{text}'", param_hint=flag) from error
+    if not first.isdigit() or (dash and not last.isdigit()):
+        # int() would also take "+80", " 80" and "8_0", which Docker refuses.
+        raise click.BadParameter(f"'{whole}': invalid port '{text}'", param_hint=flag)
+    start = int(first)
+    end = int(last) if dash else start
     if not 0 < start <= end < 65536:
         raise click.BadParameter(f"'{whole}': invalid port range '{text}'", param_hint=flag)
     return list(range(start, end + 1))
@@ -324,6 +324,8 @@ def parse_publish(text: str) -> list[tuple[str, str, str]]:
         host_ip, host_text, container_text = "", "", parts[0]
 
     container_ports = port_range(container_text, "--publish", text)
+    if host_text == "0":
+        host_text = ""  # host port 0: any free port, as Docker reads it
     if host_text:
         host_ports = port_range(host_text, "--publish", text)
         if len(container_ports) == 1 and len(host_ports) > 1:

@@ -1,17 +1,14 @@
-"""Published ports: ``-p`` specs parsed as Docker parses them, and host ports chosen or checked.
+"""Host ports of published ports: chosen from a range, or checked to be free.
 
-A spec is ``[hostIP:][hostPort:]containerPort[/tcp|udp|sctp]`` where either port may be a
-range ``first-last``. Equal-size ranges pair up (``8000-8002:80-82``); a host range with a
-single container port (``8000-8010:80``) means "any free port of that range", as in Docker.
-
-Host ports are read in the namespace of the calling thread: ``ip_local_port_range`` from
-/proc/sys and listening sockets through sock_diag (pyroute2's ``DiagSocket``), both of which
-follow the thread's network namespace.
+The ``-p`` syntax is the CLI's (``nsnet.cli.parse_publish``), which sends Docker's
+PortBindings; this module works on the bindings the engine derives from them. Host ports are
+read in the namespace of the calling thread: ``ip_local_port_range`` from /proc/sys and
+listening sockets through sock_diag (pyroute2's ``DiagSocket``), both of which follow the
+thread's network namespace.
 """
 
 import errno
 import os
-import re
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -22,32 +19,15 @@ from pyroute2 import DiagSocket
 from pyroute2.netlink.diag import SS_CLOSE, SS_LISTEN
 from pyroute2.netlink.exceptions import NetlinkError
 
-from nsnet.errors import Conflict, InvalidArgument, Unavailable
-from nsnet.firewall.ruleset import ANY_ADDRESS, PROTOCOLS, Binding
+from nsnet.errors import Conflict, Unavailable
+from nsnet.firewall.ruleset import ANY_ADDRESS, Binding
 
 LOCAL_PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
-_PORT = re.compile(r"^[0-9]+$")
 _IPPROTO_SCTP = 132
 
 # The socket state that holds a port: a listening TCP/SCTP socket, an unconnected UDP one.
 _HOLDING_STATE = {"tcp": SS_LISTEN, "udp": SS_CLOSE, "sctp": SS_LISTEN}
 _IP_PROTOCOL = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "sctp": _IPPROTO_SCTP}
-
-
-@dataclass(frozen=True)
-class PortSpec:
-    """One container port of a ``-p`` spec and the host port(s) it may be published on."""
-
-    container_port: int
-    protocol: str  # tcp | udp | sctp
-    host_ip: IPv4Address  # 0.0.0.0 when the spec names none
-    host_port_first: int = 0  # 0: any free port of ip_local_port_range
-    host_port_last: int = 0  # above host_port_first: any free port of that range
-
-    @property
-    def host_port_fixed(self) -> bool:
-        """Whether the spec names exactly one host port."""
-        return self.host_port_first != 0 and self.host_port_last == self.host_port_first
 
 
 @dataclass(frozen=True)
@@ -58,104 +38,6 @@ class Listener:
     port: int
     protocol: str
     inode: int
-
-
-def parse_port_spec(spec: str) -> list[PortSpec]:
-    """The container ports of one ``-p`` spec; InvalidArgument names what is wrong."""
-
-    def invalid(cause: str) -> InvalidArgument:
-        return InvalidArgument(f"cannot publish port '{spec}': {cause}")
-
-    # Like Docker: the last part is the container port, the one before it the host port,
-    # and whatever precedes them the host address.
-    parts = spec.split(":")
-    container_part = parts[-1]
-    host_port_part = parts[-2] if len(parts) >= 2 else ""
-    host_ip_part = ":".join(parts[:-2])
-
-    container_part, protocol = _split_protocol(container_part)
-    if not container_part:
-        raise invalid("no container port given")
-    if protocol not in PROTOCOLS:
-        raise invalid(f"invalid protocol '{protocol}' (tcp, udp or sctp)")
-
-    host_ip = _parse_host_ip(host_ip_part, invalid)
-    container_first, container_last = _parse_range(container_part, "container port", invalid)
-    if container_first == 0:
-        raise invalid("container port 0 is not a port")
-    host_first = host_last = 0
-    if host_port_part:
-        host_first, host_last = _parse_range(host_port_part, "host port", invalid)
-
-    container_count = container_last - container_first
-    if host_port_part and container_count != host_last - host_first and container_count != 0:
-        raise invalid(
-            f"container ports '{container_part}' and host ports '{host_port_part}' "
-            "are ranges of different sizes"
-        )
-
-    specs = []
-    for offset in range(container_count + 1):
-        if container_count == 0:
-            first, last = host_first, host_last
-        elif host_first:
-            first = last = host_first + offset
-        else:
-            first = last = 0
-        specs.append(PortSpec(container_first + offset, protocol, host_ip, first, last))
-    return specs
-
-
-def parse_expose(spec: str) -> list[tuple[int, str]]:
-    """The (container port, protocol) pairs of one ``--expose`` value, e.g. ``8000-8002/udp``."""
-
-    def invalid(cause: str) -> InvalidArgument:
-        return InvalidArgument(f"cannot expose port '{spec}': {cause}")
-
-    ports, protocol = _split_protocol(spec)
-    if not ports:
-        raise invalid("no port given")
-    if protocol not in PROTOCOLS:
-        raise invalid(f"invalid protocol '{protocol}' (tcp, udp or sctp)")
-    first, last = _parse_range(ports, "port", invalid)
-    if first == 0:
-        raise invalid("port 0 is not a port")
-    return [(port, protocol) for port in range(first, last + 1)]
-
-
-def _split_protocol(text: str) -> tuple[str, str]:
-    port, _, protocol = text.partition("/")
-    return port, (protocol.lower() or "tcp")
-
-
-def _parse_host_ip(text: str, invalid) -> IPv4Address:
-    if not text:
-        return ANY_ADDRESS
-    if text.startswith("["):
-        raise invalid("IPv6 is not supported yet")
-    try:
-        address = ip_address(text)
-    except ValueError:
-        raise invalid(f"invalid host IP address '{text}'") from None
-    if not isinstance(address, IPv4Address):
-        raise invalid("IPv6 is not supported yet")
-    return address
-
-
-def _parse_range(text: str, what: str, invalid) -> tuple[int, int]:
-    first_text, separator, last_text = text.partition("-")
-    if not _PORT.match(first_text) or (separator and not _PORT.match(last_text)):
-        raise invalid(f"invalid {what} '{text}'")
-    first = int(first_text)
-    last = int(last_text) if separator else first
-    if first > 65535 or last > 65535:
-        raise invalid(f"invalid {what} '{text}': ports go up to 65535")
-    if last < first:
-        raise invalid(f"invalid {what} range '{text}'")
-    return first, last
-
-
-# Host ports ------------------------------------------------------------------------------
 
 
 def local_port_range() -> tuple[int, int]:

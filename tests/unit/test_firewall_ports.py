@@ -1,77 +1,15 @@
-"""``-p`` and ``--expose`` parsing, as Docker parses them, and host-port bookkeeping."""
+"""Host-port bookkeeping: who holds a port, and choosing a free one."""
 
 from ipaddress import IPv4Address
 
 import pytest
 
-from nsnet.errors import Conflict, InvalidArgument
+from nsnet.errors import Conflict
 from nsnet.firewall import ports
-from nsnet.firewall.ports import PortSpec
 from nsnet.firewall.ruleset import Binding
 
 ANY = IPv4Address("0.0.0.0")
 LOCALHOST = IPv4Address("127.0.0.1")
-
-
-@pytest.mark.parametrize(
-    ("spec", "expected"),
-    [
-        ("80", [PortSpec(80, "tcp", ANY)]),
-        ("80/udp", [PortSpec(80, "udp", ANY)]),
-        ("80/SCTP", [PortSpec(80, "sctp", ANY)]),
-        ("80/", [PortSpec(80, "tcp", ANY)]),
-        ("8080:80", [PortSpec(80, "tcp", ANY, 8080, 8080)]),
-        ("127.0.0.1:8080:80/udp", [PortSpec(80, "udp", LOCALHOST, 8080, 8080)]),
-        ("127.0.0.1::80", [PortSpec(80, "tcp", LOCALHOST)]),
-        ("0:80", [PortSpec(80, "tcp", ANY)]),
-        (
-            "8000-8002:80-82",
-            [
-                PortSpec(80, "tcp", ANY, 8000, 8000),
-                PortSpec(81, "tcp", ANY, 8001, 8001),
-                PortSpec(82, "tcp", ANY, 8002, 8002),
-            ],
-        ),
-        ("80-81", [PortSpec(80, "tcp", ANY), PortSpec(81, "tcp", ANY)]),
-        # A host range for one container port: any free port of the range (Docker's rule).
-        ("8000-8010:80", [PortSpec(80, "tcp", ANY, 8000, 8010)]),
-    ],
-)
-def test_parse_port_spec(spec: str, expected: list[PortSpec]) -> None:
-    assert ports.parse_port_spec(spec) == expected
-
-
-@pytest.mark.parametrize(
-    ("spec", "cause"),
-    [
-        ("", "no container port given"),
-        ("8080:", "no container port given"),
-        ("80/icmp", "invalid protocol 'icmp'"),
-        ("x:80", "invalid host port 'x'"),
-        ("8080:y", "invalid container port 'y'"),
-        ("+80", "invalid container port '+80'"),
-        ("70000:80", "ports go up to 65535"),
-        ("0", "container port 0 is not a port"),
-        ("90-80", "invalid container port range '90-80'"),
-        ("8080:80-81", "ranges of different sizes"),
-        ("8000-8001:80-82", "ranges of different sizes"),
-        ("300.1.1.1:80:80", "invalid host IP address '300.1.1.1'"),
-        ("[::1]:80:80", "IPv6 is not supported yet"),
-        ("::1:80:80", "IPv6 is not supported yet"),
-    ],
-)
-def test_parse_port_spec_rejects(spec: str, cause: str) -> None:
-    with pytest.raises(InvalidArgument) as raised:
-        ports.parse_port_spec(spec)
-    assert str(raised.value).startswith(f"cannot publish port '{spec}': ")
-    assert cause in str(raised.value)
-
-
-def test_parse_expose() -> None:
-    assert ports.parse_expose("80") == [(80, "tcp")]
-    assert ports.parse_expose("8000-8002/udp") == [(8000, "udp"), (8001, "udp"), (8002, "udp")]
-    with pytest.raises(InvalidArgument, match="cannot expose port '80/gre'"):
-        ports.parse_expose("80/gre")
 
 
 def published(host_ip: str, host_port: int, protocol: str = "tcp") -> Binding:
