@@ -220,6 +220,15 @@ def rows(profile: Profile) -> list[Row]:
     )
     table.append(
         _row(
+            "DNS queries lost or failed per run of the rate above",
+            "dns",
+            "count",
+            ("nsnet", API, "dns.lost"),
+            docker=("docker", API, "dns.lost"),
+        )
+    )
+    table.append(
+        _row(
             "DNS query latency (1 in flight)",
             "dns",
             "ms",

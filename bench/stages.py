@@ -55,6 +55,8 @@ IPERF_READY_TIMEOUT = 10
 # Measured here: Docker 20.10 starts two docker-proxy processes per port (IPv4 and IPv6),
 # about 3.2 MiB each.
 DOCKER_PROXY_MIB_PER_PORT = 6.5
+# The share of the available memory Docker's running containers may take in the scale stage.
+DOCKER_MEMORY_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ FULL = Profile(
     slow_repeats=10,
     warmup=2,
     endpoint_counts=(1, 100, 1000),
-    docker_endpoint_limit=100,
+    docker_endpoint_limit=1000,
     published_ports=1000,
     docker_port_limit=1000,
     connect_rounds=300,
@@ -284,8 +286,12 @@ def scale(stage: Stage) -> None:
     overflows_before = neighbour_overflows()
     for count in profile.endpoint_counts:
         cases = [f"attach.at{count}", f"detach.at{count}"]
+        reason = None
         if limit is not None and count > limit:
             reason = docker_scale_reason(count, limit, fill_rate, stage)
+        elif subject.name == "docker":
+            reason = docker_memory_reason(count - existing, stage)
+        if reason:
             for case in cases:
                 stage.unavailable(case, subject.primary, "ms", reason)
             memory_unavailable(stage, count, reason)
@@ -344,6 +350,28 @@ def docker_scale_reason(count: int, limit: int, fill_rate: float | None, stage: 
             " GiB for the shims"
         )
     return reason
+
+
+def docker_memory_reason(more: int, stage: Stage) -> str | None:
+    """Why ``more`` running Docker containers would not fit in memory now, if they would not.
+
+    Each holds a containerd shim (about 13 MiB here); the estimate uses the shims running.
+    """
+    shims = [
+        processes.rss_kib(pid) or 0
+        for pid in stage.subject.daemon_pids()
+        if processes.command_name(pid).startswith("containerd-shim")
+    ]
+    if not shims or more <= 0:
+        return None
+    needed = sum(shims) / len(shims) * more / 1024
+    if needed <= DOCKER_MEMORY_SHARE * available_mib():
+        return None
+    return (
+        f"not run: {more:,} more Docker containers would need about {needed / 1024:.1f} GiB for "
+        f"their shims, more than {DOCKER_MEMORY_SHARE:.0%} of the memory available now "
+        f"({available_mib() / 1024:.1f} GiB)"
+    )
 
 
 def memory(stage: Stage, containers: int) -> None:
@@ -610,6 +638,11 @@ def dns(stage: Stage) -> None:
     context = {"in_flight": DNS_WINDOW, "seconds": profile.dns_seconds, "runs": counts}
     stage.results.add(
         Measurement("dns.rate", subject.name, interface, "answers/s", rates, context=context)
+    )
+    # A rate is only sustained if nothing was dropped on the way: the losses go beside it.
+    losses = [float(run["lost"] + run["failures"]) for run in counts]
+    stage.results.add(
+        Measurement("dns.lost", subject.name, interface, "count", losses, context=context)
     )
 
     answer = agent.request(

@@ -44,6 +44,12 @@ else
     done
 fi
 
+# The benchmark suite in its quick mode, nsnet alone: it proves every case still runs (the
+# figures are printed, never judged); `python -m bench` is the real run (docs/PERFORMANCE.md).
+step "bench --quick --no-anchors"
+.venv/bin/python -m bench --quick --no-anchors --json "${TMPDIR:-/tmp}/nsnet-bench-ci.json" \
+    || failed+=("bench --quick")
+
 step "pytest"
 .venv/bin/python -m pytest -q -rfEs tests "$@"
 status=$?
