@@ -136,7 +136,8 @@ class Daemon:
 
 def daemon_argv(socket_path: str, paths: Paths) -> list[str]:
     """How to start nsnetd for ``socket_path``: this interpreter, so this installation's."""
-    argv = [sys.executable, "-m", "nsnet.daemon"]
+    # -P: not the current directory first on the path, where an "nsnet" folder would win.
+    argv = [sys.executable, "-P", "-m", "nsnet.daemon"]
     if os.path.abspath(socket_path) != str(paths.socket):
         argv += ["--host", f"unix://{socket_path}"]
     return argv

@@ -821,7 +821,13 @@ class Engine:
                 ) from error
             self.janitor.wait(address)  # the old holder's flows must not reach the new one
         else:
-            address = self._next_free_address(config, allocated)
+            try:
+                address = self._next_free_address(config, allocated)
+            except Conflict as error:
+                raise Conflict(
+                    f"cannot connect container '{container.name}' to network "
+                    f"'{network.name}': {error}"
+                ) from error
 
         endpoint_id = new_id()
         used_ifnames = {endpoint.container_ifname for endpoint in mine}

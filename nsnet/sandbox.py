@@ -65,7 +65,8 @@ class Sandboxes:
         hosts: Path | None = None,
     ) -> list[str]:
         """The argv that runs ``command`` inside the given namespaces."""
-        argv = [sys.executable, "-m", "nsnet.enter"]
+        # -P: the process starts in the caller's directory, whose "nsnet" folder must not win.
+        argv = [sys.executable, "-P", "-m", "nsnet.enter"]
         if netns_path:
             argv += ["--net", netns_path, "--unmount", str(self.directory)]
         if uts_path:

@@ -71,9 +71,16 @@ def _network(document: str) -> Network:
     return Network(**fields)
 
 
+# Where rows written before the field existed keep a process's start time.
+LEGACY_START_TIME_LABEL = "nsnet.process-start-time"
+
+
 def _container(document: str) -> Container:
     fields = json.loads(document)
     fields["ports"] = [PortBinding(**binding) for binding in fields["ports"]]
+    if "process_start_time" not in fields:
+        legacy = fields.get("labels", {}).pop(LEGACY_START_TIME_LABEL, None)
+        fields["process_start_time"] = int(legacy) if legacy else 0
     return Container(**fields)
 
 

@@ -7,6 +7,7 @@ so output is captured at the file-descriptor level.
 import os
 import signal
 import socket
+import subprocess
 import sys
 import textwrap
 import time
@@ -16,6 +17,8 @@ import pytest
 from test_api_fakes import FakeEngine, served
 
 from nsnet import cli
+from nsnet.paths import Paths
+from nsnet.sandbox import Sandboxes
 
 
 @pytest.fixture
@@ -320,3 +323,27 @@ def stop_fake_daemon(pid_file: Path) -> None:
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
+
+
+def test_programs_started_from_a_directory_with_an_nsnet_folder_are_still_nsnet(
+    tmp_path: Path,
+) -> None:
+    """An 'nsnet' package in the current directory must not replace the installed one."""
+    impostor = tmp_path / "nsnet"
+    impostor.mkdir()
+    (impostor / "__init__.py").write_text("")
+    for module in ("daemon", "enter"):
+        (impostor / f"{module}.py").write_text("import sys\nprint('impostor')\nsys.exit(3)\n")
+    paths = Paths(state_dir=tmp_path / "lib", run_dir=tmp_path / "run")
+    repository = str(Path(__file__).resolve().parents[2])
+    environment = {**os.environ, "PYTHONPATH": repository}
+
+    for argv in (
+        cli.daemon_argv(str(tmp_path / "nsnetd.sock"), paths) + ["--help"],
+        Sandboxes(paths).enter_argv(["true"])[:-2] + ["--help"],
+    ):
+        completed = subprocess.run(
+            argv, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=30
+        )
+        assert "impostor" not in completed.stdout, argv
+        assert completed.returncode == 0, completed.stderr

@@ -1,5 +1,6 @@
 """nsnet.store: records round-trip, transactions roll back, keys refuse double allocations."""
 
+import json
 import sqlite3
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -135,6 +136,28 @@ def test_a_container_round_trips(store: Store) -> None:
     assert store.container(CONTAINER_ID) == container
     assert store.containers() == [container]
     assert store.container_names() == {"web": CONTAINER_ID}
+
+
+def test_a_row_from_before_the_start_time_field_keeps_its_process(store: Store) -> None:
+    """Rows written by earlier versions kept the start time in a label, shown to users."""
+    container = make_container()
+    with store.transaction():
+        store.put_container(container)
+    document = json.loads(
+        store.db.execute(
+            "SELECT document FROM containers WHERE id = ?", (CONTAINER_ID,)
+        ).fetchone()[0]
+    )
+    del document["process_start_time"]
+    document["labels"]["nsnet.process-start-time"] = "777"
+    with store.transaction():
+        store.db.execute(
+            "UPDATE containers SET document = ? WHERE id = ?", (json.dumps(document), CONTAINER_ID)
+        )
+
+    loaded = store.container(CONTAINER_ID)
+    assert loaded.process_start_time == 777
+    assert loaded.labels == container.labels
 
 
 def test_a_container_update_replaces_the_record(store: Store) -> None:
