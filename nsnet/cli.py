@@ -219,6 +219,8 @@ def parse_network(text: str, flag: str) -> IPv4Network:
         network = ip_network(text, strict=False)
     except ValueError as error:
         raise click.BadParameter(f"'{text}': {error}", param_hint=flag) from error
+    if "/" not in text:
+        raise click.BadParameter(f"'{text}': invalid CIDR address (no /prefix)", param_hint=flag)
     if not isinstance(network, IPv4Network):
         raise click.BadParameter(f"'{text}': IPv6 is not supported yet", param_hint=flag)
     return network

@@ -26,6 +26,9 @@ def parse_network(text: str, what: str = "subnet") -> IPv4Network:
         network = ip_network(text, strict=True)
     except ValueError as error:
         raise InvalidArgument(f"invalid {what} '{text}': {error}") from error
+    if "/" not in text:
+        # ip_network reads a bare address as a /32, which nobody means as a subnet.
+        raise InvalidArgument(f"invalid {what} '{text}': invalid CIDR address (no /prefix)")
     if network.version != 4:
         raise InvalidArgument(f"invalid {what} '{text}': IPv6 is not supported yet")
     return network

@@ -7,11 +7,12 @@ to case, as Go's JSON decoder does. Converting a body to an engine request check
 alone cannot (CIDRs, addresses, port specs) and raises ``InvalidArgument`` naming the field.
 """
 
-from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
+from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
+from nsnet import ipam
 from nsnet.api.timefmt import ZERO_TIME, container_status, unix_seconds
 from nsnet.errors import InvalidArgument
 from nsnet.models import (
@@ -650,24 +651,12 @@ def sorted_map(mapping: dict) -> list[tuple]:
 
 def parse_ipv4_network(text: str, field: str) -> IPv4Network:
     """An IPv4 CIDR from a request field, or InvalidArgument naming the field."""
-    try:
-        network = ip_network(text, strict=True)
-    except ValueError as error:
-        raise InvalidArgument(f"invalid {field} '{text}': {error}") from error
-    if not isinstance(network, IPv4Network):
-        raise InvalidArgument(f"invalid {field} '{text}': IPv6 is not supported yet")
-    return network
+    return ipam.parse_network(text, field)
 
 
 def parse_ipv4_address(text: str, field: str) -> IPv4Address:
     """An IPv4 address from a request field, or InvalidArgument naming the field."""
-    try:
-        address = ip_address(text)
-    except ValueError as error:
-        raise InvalidArgument(f"invalid {field} '{text}': {error}") from error
-    if not isinstance(address, IPv4Address):
-        raise InvalidArgument(f"invalid {field} '{text}': IPv6 is not supported yet")
-    return address
+    return ipam.parse_address(text, field)
 
 
 def as_list(value: list[str] | str | None) -> list[str]:

@@ -279,6 +279,7 @@ def test_a_static_address_is_never_handed_out_dynamically_while_taken() -> None:
         ("10.0.0.0/33", "does not appear to be an IPv4 or IPv6 network"),
         ("nonsense", "does not appear to be an IPv4 or IPv6 network"),
         ("10.0.0.1/24", "has host bits set"),
+        ("10.2.0.0", "invalid CIDR address (no /prefix)"),
         ("10.0.0.0/24/8", ""),
         ("", ""),
         ("fd00::/64", "IPv6 is not supported yet"),
