@@ -7,8 +7,10 @@ import threading
 import time
 
 import pytest
+from fastapi.routing import APIRoute
 from test_api_fakes import FakeEngine, served
 
+from nsnet.api.app import create_app
 from nsnet.client import Client
 from nsnet.errors import Conflict, Forbidden, InvalidArgument, NotFound
 
@@ -53,13 +55,62 @@ def test_ping_answers_head_without_a_body(client: Client) -> None:
     assert status == 200 and body == b"" and headers["api-version"] == "1.41"
 
 
-@pytest.mark.parametrize("prefix", ["", "/v1.41", "/v1.24", "/v1.50"])
+# Issue 2, point 6: the Docker network endpoints, each with and without a /v1.NN prefix.
+DOCKER_NETWORK_ROUTES = {
+    ("GET", "/_ping"),
+    ("GET", "/version"),
+    ("GET", "/networks"),
+    ("GET", "/networks/{ref}"),
+    ("POST", "/networks/create"),
+    ("DELETE", "/networks/{ref}"),
+    ("POST", "/networks/{ref}/connect"),
+    ("POST", "/networks/{ref}/disconnect"),
+    ("POST", "/networks/prune"),
+}
+PAGE_NOT_FOUND = (404, b'{"message":"page not found"}')
+
+
+def served_routes() -> list[tuple[str, str]]:
+    """Every (method, path template) the application serves, read from the application."""
+    application = create_app(FakeEngine()).app
+    return sorted(
+        (method, route.path)
+        for route in application.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    )
+
+
+def test_the_served_routes_include_dockers_network_endpoints() -> None:
+    # The test below covers what served_routes() finds; this keeps it from finding too little.
+    assert DOCKER_NETWORK_ROUTES <= set(served_routes())
+
+
+@pytest.mark.parametrize("prefix", ["/v1.41", "/v1.24", "/v1.50"])
 def test_every_route_is_served_with_and_without_a_version_prefix(
     client: Client, prefix: str
 ) -> None:
-    names = [network["Name"] for network in client.get(f"{prefix}/networks")]
+    # A request that changes nothing: a container or network that does not exist, a body that
+    # is not JSON. Each route answers it from its handler (a 4xx of its own, or its list),
+    # never "page not found", and the same with the prefix as without it.
+    problems = []
+    for method, template in served_routes():
+        path = template.replace("{ref}", "ghost")
+        body = b"{" if method == "POST" else None
+        status, _, answer = raw(client, method, path, body)
+        prefixed_status, headers, prefixed_answer = raw(client, method, prefix + path, body)
 
-    assert sorted(names) == ["bridge", "host", "none"]
+        if (status, answer) == PAGE_NOT_FOUND:
+            problems.append(f"{method} {path}: not served")
+        elif (prefixed_status, prefixed_answer) != (status, answer):
+            problems.append(
+                f"{method} {prefix}{path}: {prefixed_status} {prefixed_answer!r}, "
+                f"not {status} {answer!r} as without the prefix"
+            )
+        if headers.get("api-version") != "1.41":
+            problems.append(f"{method} {prefix}{path}: no API-Version header")
+
+    assert not problems, "\n".join(problems)
 
 
 def test_version_claims_api_1_41(client: Client) -> None:
