@@ -2,6 +2,7 @@
 
 import http.client
 import json
+import logging
 import socket
 import threading
 import time
@@ -232,36 +233,71 @@ def test_prune_reports_the_names_it_removed(client: Client) -> None:
     assert client.post("/networks/prune") == {"NetworksDeleted": []}
 
 
-def test_stop_kills_after_the_timeout_and_serves_others_meanwhile(
-    client: Client, engine: FakeEngine
-) -> None:
+def create_stubborn_container(client: Client) -> None:
+    """A running fake container whose process ignores SIGTERM."""
     client.post(
         "/containers/create",
         {"Cmd": ["sleep", "100"], "Labels": {"fake.ignores": "SIGTERM"}},
         query={"name": "stubborn"},
     )
     client.request("POST", "/containers/stubborn/start")
-    answers = []
 
-    def ping_while_stopping() -> None:
-        time.sleep(0.3)
-        started = time.monotonic()
-        answers.append((client.ping(timeout=5), time.monotonic() - started))
 
-    pinger = threading.Thread(target=ping_while_stopping)
-    pinger.start()
+def sent_signals(engine: FakeEngine) -> list[str]:
+    return [call for call in engine.calls if call.startswith("signal_container")]
+
+
+def test_stop_kills_after_the_timeout(
+    client: Client, engine: FakeEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    create_stubborn_container(client)
+    caplog.set_level(logging.INFO, logger="nsnet.api.app")
+
     started = time.monotonic()
     status, _ = client.request("POST", "/containers/stubborn/stop", query={"t": "1"})
     elapsed = time.monotonic() - started
-    pinger.join()
 
     assert status == 204
-    assert 1 <= elapsed < 3
     assert client.get("/containers/stubborn/json")["State"]["ExitCode"] == 137
-    assert answers[0][0] and answers[0][1] < 0.5  # the engine's thread was free
     assert "stop_container" not in engine.calls
-    signals = [call for call in engine.calls if call.startswith("signal_container")]
-    assert signals == ["signal_container 15", "signal_container 9"]
+    assert sent_signals(engine) == ["signal_container 15", "signal_container 9"]
+    # The SIGKILL waited the grace period asked for (t=1), not the default of 10 s.
+    assert elapsed >= 1
+    assert "no exit 1 s after SIGTERM, killing it" in caplog.text
+
+
+def test_a_stop_waiting_for_the_process_serves_other_requests_meanwhile(
+    client: Client, engine: FakeEngine
+) -> None:
+    """The wait is the event loop's, not the engine thread's: other requests go on.
+
+    With ``t=-1`` a stop waits for ever for a process that ignores SIGTERM; here it can only
+    end because a request sent while it waits (the process's exit) is served.
+    """
+    create_stubborn_container(client)
+    stopped: list[int] = []
+
+    def stop() -> None:
+        stopped.append(client.request("POST", "/containers/stubborn/stop", query={"t": "-1"})[0])
+
+    stopper = threading.Thread(target=stop)
+    stopper.start()
+    try:
+        deadline = time.monotonic() + 10
+        while "signal_container 15" not in engine.calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sent_signals(engine) == ["signal_container 15"], "the stop never began"
+
+        assert client.ping()
+        assert client.get("/containers/stubborn/json")["State"]["Running"] is True
+        assert stopped == [], "the stop returned while the process still ran"
+    finally:
+        client.post("/nsnet/containers/stubborn/exited", {"ExitCode": 143})
+        stopper.join(timeout=10)
+
+    assert stopped == [204]
+    assert client.get("/containers/stubborn/json")["State"]["ExitCode"] == 143
+    assert sent_signals(engine) == ["signal_container 15"]
 
 
 def test_info_carries_the_engines_warnings_and_firewall(client: Client) -> None:
