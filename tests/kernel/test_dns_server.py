@@ -319,9 +319,16 @@ def test_listener_needs_lo_up(netns_pool: NamespacePool) -> None:
         tcp_socket.close()
 
 
-def test_sustained_query_rate_without_loss(world: World) -> None:
-    result = measure_query_rate(world.front.path, "web", count=3000, window=32, time_limit=30)
-    print(f"\nembedded DNS, UDP, local name: {result}")
+def test_a_sustained_stream_of_queries_loses_none(world: World) -> None:
+    """3,000 queries, 32 always in flight: each is answered with the record, none is lost.
+
+    How many answers a second is the benchmark's question (bench/, "DNS answers per second"),
+    never a test's. A query counts as lost after a resolver's default timeout (5 s); the time
+    limit only bounds a hang.
+    """
+    result = measure_query_rate(
+        world.front.path, "web", count=3000, window=32, query_timeout=5, time_limit=120
+    )
 
     assert result.lossless, str(result)
-    assert result.rate > 200
+    assert result.sent == 3000, str(result)

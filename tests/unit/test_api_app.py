@@ -2,13 +2,16 @@
 
 import http.client
 import json
+import logging
 import socket
 import threading
 import time
 
 import pytest
+from fastapi.routing import APIRoute
 from test_api_fakes import FakeEngine, served
 
+from nsnet.api.app import create_app
 from nsnet.client import Client
 from nsnet.errors import Conflict, Forbidden, InvalidArgument, NotFound
 
@@ -53,13 +56,62 @@ def test_ping_answers_head_without_a_body(client: Client) -> None:
     assert status == 200 and body == b"" and headers["api-version"] == "1.41"
 
 
-@pytest.mark.parametrize("prefix", ["", "/v1.41", "/v1.24", "/v1.50"])
+# Issue 2, point 6: the Docker network endpoints, each with and without a /v1.NN prefix.
+DOCKER_NETWORK_ROUTES = {
+    ("GET", "/_ping"),
+    ("GET", "/version"),
+    ("GET", "/networks"),
+    ("GET", "/networks/{ref}"),
+    ("POST", "/networks/create"),
+    ("DELETE", "/networks/{ref}"),
+    ("POST", "/networks/{ref}/connect"),
+    ("POST", "/networks/{ref}/disconnect"),
+    ("POST", "/networks/prune"),
+}
+PAGE_NOT_FOUND = (404, b'{"message":"page not found"}')
+
+
+def served_routes() -> list[tuple[str, str]]:
+    """Every (method, path template) the application serves, read from the application."""
+    application = create_app(FakeEngine()).app
+    return sorted(
+        (method, route.path)
+        for route in application.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    )
+
+
+def test_the_served_routes_include_dockers_network_endpoints() -> None:
+    # The test below covers what served_routes() finds; this keeps it from finding too little.
+    assert DOCKER_NETWORK_ROUTES <= set(served_routes())
+
+
+@pytest.mark.parametrize("prefix", ["/v1.41", "/v1.24", "/v1.50"])
 def test_every_route_is_served_with_and_without_a_version_prefix(
     client: Client, prefix: str
 ) -> None:
-    names = [network["Name"] for network in client.get(f"{prefix}/networks")]
+    # A request that changes nothing: a container or network that does not exist, a body that
+    # is not JSON. Each route answers it from its handler (a 4xx of its own, or its list),
+    # never "page not found", and the same with the prefix as without it.
+    problems = []
+    for method, template in served_routes():
+        path = template.replace("{ref}", "ghost")
+        body = b"{" if method == "POST" else None
+        status, _, answer = raw(client, method, path, body)
+        prefixed_status, headers, prefixed_answer = raw(client, method, prefix + path, body)
 
-    assert sorted(names) == ["bridge", "host", "none"]
+        if (status, answer) == PAGE_NOT_FOUND:
+            problems.append(f"{method} {path}: not served")
+        elif (prefixed_status, prefixed_answer) != (status, answer):
+            problems.append(
+                f"{method} {prefix}{path}: {prefixed_status} {prefixed_answer!r}, "
+                f"not {status} {answer!r} as without the prefix"
+            )
+        if headers.get("api-version") != "1.41":
+            problems.append(f"{method} {prefix}{path}: no API-Version header")
+
+    assert not problems, "\n".join(problems)
 
 
 def test_version_claims_api_1_41(client: Client) -> None:
@@ -181,36 +233,71 @@ def test_prune_reports_the_names_it_removed(client: Client) -> None:
     assert client.post("/networks/prune") == {"NetworksDeleted": []}
 
 
-def test_stop_kills_after_the_timeout_and_serves_others_meanwhile(
-    client: Client, engine: FakeEngine
-) -> None:
+def create_stubborn_container(client: Client) -> None:
+    """A running fake container whose process ignores SIGTERM."""
     client.post(
         "/containers/create",
         {"Cmd": ["sleep", "100"], "Labels": {"fake.ignores": "SIGTERM"}},
         query={"name": "stubborn"},
     )
     client.request("POST", "/containers/stubborn/start")
-    answers = []
 
-    def ping_while_stopping() -> None:
-        time.sleep(0.3)
-        started = time.monotonic()
-        answers.append((client.ping(timeout=5), time.monotonic() - started))
 
-    pinger = threading.Thread(target=ping_while_stopping)
-    pinger.start()
+def sent_signals(engine: FakeEngine) -> list[str]:
+    return [call for call in engine.calls if call.startswith("signal_container")]
+
+
+def test_stop_kills_after_the_timeout(
+    client: Client, engine: FakeEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    create_stubborn_container(client)
+    caplog.set_level(logging.INFO, logger="nsnet.api.app")
+
     started = time.monotonic()
     status, _ = client.request("POST", "/containers/stubborn/stop", query={"t": "1"})
     elapsed = time.monotonic() - started
-    pinger.join()
 
     assert status == 204
-    assert 1 <= elapsed < 3
     assert client.get("/containers/stubborn/json")["State"]["ExitCode"] == 137
-    assert answers[0][0] and answers[0][1] < 0.5  # the engine's thread was free
     assert "stop_container" not in engine.calls
-    signals = [call for call in engine.calls if call.startswith("signal_container")]
-    assert signals == ["signal_container 15", "signal_container 9"]
+    assert sent_signals(engine) == ["signal_container 15", "signal_container 9"]
+    # The SIGKILL waited the grace period asked for (t=1), not the default of 10 s.
+    assert elapsed >= 1
+    assert "no exit 1 s after SIGTERM, killing it" in caplog.text
+
+
+def test_a_stop_waiting_for_the_process_serves_other_requests_meanwhile(
+    client: Client, engine: FakeEngine
+) -> None:
+    """The wait is the event loop's, not the engine thread's: other requests go on.
+
+    With ``t=-1`` a stop waits for ever for a process that ignores SIGTERM; here it can only
+    end because a request sent while it waits (the process's exit) is served.
+    """
+    create_stubborn_container(client)
+    stopped: list[int] = []
+
+    def stop() -> None:
+        stopped.append(client.request("POST", "/containers/stubborn/stop", query={"t": "-1"})[0])
+
+    stopper = threading.Thread(target=stop)
+    stopper.start()
+    try:
+        deadline = time.monotonic() + 10
+        while "signal_container 15" not in engine.calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sent_signals(engine) == ["signal_container 15"], "the stop never began"
+
+        assert client.ping()
+        assert client.get("/containers/stubborn/json")["State"]["Running"] is True
+        assert stopped == [], "the stop returned while the process still ran"
+    finally:
+        client.post("/nsnet/containers/stubborn/exited", {"ExitCode": 143})
+        stopper.join(timeout=10)
+
+    assert stopped == [204]
+    assert client.get("/containers/stubborn/json")["State"]["ExitCode"] == 143
+    assert sent_signals(engine) == ["signal_container 15"]
 
 
 def test_info_carries_the_engines_warnings_and_firewall(client: Client) -> None:
