@@ -144,6 +144,9 @@ BAD_INPUT = [
     # 25 refuses it (moby#45759), as nsnet does.
     ("invalid CIDR: host bits", ["network", "create", "--subnet", "10.90.0.1/24", "bad"],
      "10.90.0.1/24 has host bits set"),
+    # Python's ip_network reads a bare address as a /32; Docker refuses it.
+    ("invalid CIDR: no prefix", ["network", "create", "--subnet", "10.90.0.0", "bad"],
+     "'10.90.0.0': invalid CIDR address (no /prefix)"),
     ("invalid ip-range", ["network", "create", "--subnet", "10.91.0.0/24", "--ip-range",
                           "10.92.0.0/25", "bad"], "10.92.0.0/25"),
     ("invalid ip-range: host bits", ["network", "create", "--subnet", "10.91.0.0/24",
