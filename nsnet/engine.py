@@ -768,6 +768,11 @@ class Engine:
                 f"cannot connect container '{container.name}' to network '{network.name}': "
                 f"container cannot be connected to {network.name} network"
             )
+        if aliases and network.name == "bridge":
+            raise InvalidArgument(
+                f"cannot connect container '{container.name}' to network '{network.name}': "
+                "network-scoped alias is supported only for containers in user defined networks"
+            )
         self._prepare_network(network)
         with self.store.transaction(), contextlib.ExitStack() as undo:
             if network.name == container.network_mode and container.ports:
@@ -977,6 +982,14 @@ class Engine:
             # Docker discards published ports in host mode; in none mode they reach nothing.
             log.warning("container %s: published ports ignored in '%s' mode", name, mode)
             ports = []
+        # A port published without a host address takes the network's, as in Docker.
+        default_host_ip = (network.options.get(OPT_HOST_BINDING_IPV4) if network else None) or (
+            "0.0.0.0"
+        )
+        ports = [
+            port if port.host_ip else dataclasses.replace(port, host_ip=default_host_ip)
+            for port in ports
+        ]
 
         container = Container(
             id=container_id,
@@ -1083,6 +1096,12 @@ class Engine:
             problem = f"invalid MAC address '{request.mac_address}'"
         elif request.mac_address and int(request.mac_address[:2], 16) & 1:
             problem = f"invalid MAC address '{request.mac_address}': it is a multicast address"
+        elif request.mac_address and not int(request.mac_address.replace(":", ""), 16):
+            problem = f"invalid MAC address '{request.mac_address}': it is all zeros"
+        if request.aliases and network is not None and network.name == "bridge":
+            problem = (
+                "network-scoped alias is supported only for containers in user defined networks"
+            )
         for key in request.sysctls:
             if not key.startswith("net."):
                 problem = (

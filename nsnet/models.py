@@ -15,6 +15,20 @@ OPT_HOST_BINDING_IPV4 = "com.docker.network.bridge.host_binding_ipv4"
 OPT_DEFAULT_BRIDGE = "com.docker.network.bridge.default_bridge"
 OPT_MTU = "com.docker.network.driver.mtu"
 
+# The words Go's strconv.ParseBool takes, which Docker uses for its boolean options.
+TRUE_WORDS = ("1", "t", "T", "true", "TRUE", "True")
+FALSE_WORDS = ("0", "f", "F", "false", "FALSE", "False")
+
+
+def parse_bool(text: str) -> bool | None:
+    """A boolean option's value as Docker reads it; None when it is no boolean at all."""
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    return None
+
+
 BUILTIN_NETWORKS = ("bridge", "host", "none")
 DEFAULT_BRIDGE_DEVICE = "nsnet0"
 # The local bridge network (and device) through which containers on overlay networks reach the
@@ -67,7 +81,7 @@ class Network:
 
     def option_enabled(self, key: str) -> bool:
         """A boolean option; Docker treats a missing icc/masquerade option as true."""
-        return self.options.get(key, "true").lower() in ("1", "true", "yes", "on")
+        return parse_bool(self.options.get(key, "true")) is not False
 
 
 @dataclass
@@ -91,6 +105,8 @@ class PortBinding:
 
     container_port: int
     protocol: str = "tcp"  # tcp | udp | sctp
+    # In a request "" is the network's host_binding_ipv4 (0.0.0.0 unless set): the engine
+    # records the address it chose.
     host_ip: str = "0.0.0.0"
     host_port: int = 0  # 0: any free port (chosen at create)
     host_port_last: int = 0  # above host_port: any free port of host_port..host_port_last

@@ -711,8 +711,9 @@ def port_bindings(
     for key, entries in bindings.items():
         container_port, protocol = parse_port_key(key)
         for entry in entries or [PortBindingBody()]:
-            host_ip = entry.host_ip or "0.0.0.0"
-            parse_ipv4_address(host_ip, f"HostConfig.PortBindings[{key}].HostIp")
+            host_ip = entry.host_ip or ""  # the network's default, chosen by the engine
+            if host_ip:
+                parse_ipv4_address(host_ip, f"HostConfig.PortBindings[{key}].HostIp")
             host_port, host_port_last = parse_host_port(entry.host_port, key)
             result.append(
                 PortBinding(
@@ -729,7 +730,9 @@ def port_bindings(
     for key in exposed_ports:
         container_port, protocol = parse_port_key(key)
         if publish_all and (container_port, protocol) not in bound:
-            result.append(PortBinding(container_port=container_port, protocol=protocol))
+            result.append(
+                PortBinding(container_port=container_port, protocol=protocol, host_ip="")
+            )
     return result
 
 

@@ -12,9 +12,21 @@ import logging
 
 from nsnet import failpoints
 from nsnet.errors import Conflict, InvalidArgument, NsnetError
+from nsnet.ipam import parse_address
 from nsnet.kernel.netlink import ALIAS_PREFIX, Netlink, owner_alias, write_sysctl
 from nsnet.kernel.reaper import LinkReaper
-from nsnet.models import OPT_BRIDGE_NAME, OPT_MTU, Endpoint, Network, NetworkCreate
+from nsnet.models import (
+    OPT_BRIDGE_NAME,
+    OPT_DEFAULT_BRIDGE,
+    OPT_ENABLE_ICC,
+    OPT_ENABLE_IP_MASQUERADE,
+    OPT_HOST_BINDING_IPV4,
+    OPT_MTU,
+    Endpoint,
+    Network,
+    NetworkCreate,
+    parse_bool,
+)
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +34,18 @@ IFNAMSIZ = 15
 KNOWN_OPTIONS = {
     OPT_BRIDGE_NAME,
     OPT_MTU,
-    "com.docker.network.bridge.enable_icc",
-    "com.docker.network.bridge.enable_ip_masquerade",
-    "com.docker.network.bridge.host_binding_ipv4",
-    "com.docker.network.bridge.default_bridge",
+    OPT_ENABLE_ICC,
+    OPT_ENABLE_IP_MASQUERADE,
+    OPT_HOST_BINDING_IPV4,
+    OPT_DEFAULT_BRIDGE,
 }
+
+
+def valid_ifname(name: str) -> bool:
+    """Whether the kernel takes ``name`` for an interface (its dev_valid_name, and no NUL)."""
+    if name in (".", ".."):
+        return False
+    return not any(char in "/:" or char.isspace() or not char.isprintable() for char in name)
 
 
 class BridgeDriver:
@@ -53,6 +72,27 @@ class BridgeDriver:
                 f"cannot create network '{request.name}': bridge name '{bridge_name}' must be "
                 f"1 to {IFNAMSIZ} characters"
             )
+        if bridge_name is not None and not valid_ifname(bridge_name):
+            raise InvalidArgument(
+                f"cannot create network '{request.name}': bridge name {bridge_name!r} is not "
+                "a valid interface name (no '/', ':', spaces or control characters; not '.' "
+                "or '..')"
+            )
+        for key in (OPT_ENABLE_ICC, OPT_ENABLE_IP_MASQUERADE):
+            value = request.options.get(key)
+            if value is not None and parse_bool(value) is None:
+                raise InvalidArgument(
+                    f"cannot create network '{request.name}': {key} '{value}' is not a boolean "
+                    "(true or false)"
+                )
+        binding_ip = request.options.get(OPT_HOST_BINDING_IPV4)
+        if binding_ip is not None:
+            try:
+                parse_address(binding_ip, OPT_HOST_BINDING_IPV4)
+            except InvalidArgument as error:
+                raise InvalidArgument(
+                    f"cannot create network '{request.name}': {error}"
+                ) from error
         mtu = request.options.get(OPT_MTU)
         if mtu is not None and (not mtu.isdigit() or not 68 <= int(mtu) <= 65535):
             raise InvalidArgument(

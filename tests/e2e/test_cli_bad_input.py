@@ -165,6 +165,18 @@ BAD_INPUT = [
      "02:42:zz:00:00:01"),
     ("multicast MAC", ["run", "--mac-address", "01:00:5e:00:00:01", "--", "true"],
      "01:00:5e:00:00:01"),
+    ("all-zero MAC", ["run", "--mac-address", "00:00:00:00:00:00", "--", "true"],
+     "00:00:00:00:00:00"),
+    ("alias on the default bridge", ["run", "--network-alias", "www", "--", "true"],
+     "user defined networks"),
+    ("icc that is no boolean", ["network", "create", "-o",
+                                "com.docker.network.bridge.enable_icc=nah", "bad"], "'nah'"),
+    ("masquerade that is no boolean", ["network", "create", "-o",
+     "com.docker.network.bridge.enable_ip_masquerade=maybe", "bad"], "'maybe'"),
+    ("host binding that is no address", ["network", "create", "-o",
+     "com.docker.network.bridge.host_binding_ipv4=notip", "bad"], "'notip'"),
+    ("bridge name with a slash", ["network", "create", "-o",
+                                  "com.docker.network.bridge.name=a/b", "bad"], "'a/b'"),
     ("invalid --aux-address", ["network", "create", "--subnet", "10.93.0.0/24",
                                "--aux-address", "r=10.94.0.1", "bad"], "10.94.0.1"),
     ("gateway outside the subnet", ["network", "create", "--subnet", "10.95.0.0/24",
@@ -216,6 +228,18 @@ def test_bad_input_is_refused_naming_it_and_changes_nothing(populated: Daemon) -
             before = after  # report each change once
 
     assert not problems, "\n".join(problems)
+
+
+def test_a_control_character_in_a_bridge_name_is_a_bad_request(populated: Daemon) -> None:
+    daemon = populated
+    before = snapshot(daemon)
+    body = {"Name": "bad", "Options": {"com.docker.network.bridge.name": "x\u0000y"}}
+
+    answer = daemon.api("POST", "/networks/create", body=body)
+
+    assert answer.status == 400, answer.text
+    assert "not a valid interface name" in answer.json()["message"]
+    assert_unchanged(before, snapshot(daemon), "a bridge name with a NUL")
 
 
 def test_a_failed_run_leaves_no_container_and_its_name_free(populated: Daemon) -> None:

@@ -190,6 +190,28 @@ def test_every_publish_form_answers(traffic: Traffic, daemon: Daemon) -> None:
         assert answer.startswith(NO_ANSWER), f"{port}/{protocol}: {answer}"
 
 
+def test_a_network_host_binding_address_is_the_default_host_ip(
+    traffic: Traffic, daemon: Daemon
+) -> None:
+    daemon.cli("network", "create", "-o", "com.docker.network.bridge.host_binding_ipv4=127.0.0.1",
+               "--subnet", "10.93.0.0/24", "local")  # fmt: skip
+    traffic.serve("web", "--network", "local", "-p", "8181:80", "-p", "0.0.0.0:8182:80")
+
+    assert sorted(port_lines(daemon, "web")) == [
+        "80/tcp -> 0.0.0.0:8182",
+        "80/tcp -> 127.0.0.1:8181",
+    ]
+    check_reached(
+        traffic,
+        [
+            ("host", "tcp", "127.0.0.1", 8181, "web:80"),
+            ("outside", "tcp", HOST, 8182, f"web:80 {OUTSIDE}"),
+        ],
+    )
+    answer = traffic.ask("outside", "tcp", HOST, 8181)
+    assert answer.startswith(NO_ANSWER), f"8181 answered from outside: {answer}"
+
+
 def test_publish_all_publishes_exposed_ports_on_free_ports(
     traffic: Traffic, daemon: Daemon
 ) -> None:

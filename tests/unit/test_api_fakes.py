@@ -8,6 +8,7 @@ Other test modules import these with ``from test_api_fakes import ...``.
 """
 
 import contextlib
+import dataclasses
 import hashlib
 import itertools
 import signal
@@ -220,7 +221,10 @@ class FakeEngine:
             ip_address=request.ip_address,
             aliases=list(request.aliases),
             auto_remove=request.auto_remove,
-            ports=list(request.ports),
+            ports=[
+                port if port.host_ip else dataclasses.replace(port, host_ip="0.0.0.0")
+                for port in request.ports
+            ],
             labels=dict(request.labels),
             netns_path=f"/fake/run/netns/{container_id[:12]}",
         )

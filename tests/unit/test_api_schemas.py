@@ -304,10 +304,11 @@ def test_a_container_create_body_as_the_docker_cli_sends_it() -> None:
     assert request.ip_address == "10.9.0.9" and request.aliases == ["www"]
     assert request.mac_address == "02:42:ac:11:00:99"
     assert request.auto_remove and request.sysctls == {"net.ipv4.ip_forward": "1"}
+    # No HostIp: the network's host_binding_ipv4, which the engine fills in.
     assert request.ports == [
-        PortBinding(container_port=80, protocol="tcp", host_ip="0.0.0.0", host_port=8080),
+        PortBinding(container_port=80, protocol="tcp", host_ip="", host_port=8080),
         PortBinding(container_port=53, protocol="udp", host_ip="127.0.0.1", host_port=0),
-        PortBinding(container_port=9000, protocol="tcp", host_ip="0.0.0.0", host_port=0),
+        PortBinding(container_port=9000, protocol="tcp", host_ip="", host_port=0),
     ]
 
 
@@ -337,8 +338,8 @@ def test_a_host_port_range_asks_for_any_free_port_of_it() -> None:
     )
 
     assert body.to_request(None).ports == [
-        PortBinding(container_port=80, host_port=8000, host_port_last=8010),
-        PortBinding(container_port=81, host_port=8020, host_port_last=0),
+        PortBinding(container_port=80, host_ip="", host_port=8000, host_port_last=8010),
+        PortBinding(container_port=81, host_ip="", host_port=8020, host_port_last=0),
     ]
 
 
