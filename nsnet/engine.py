@@ -32,6 +32,7 @@ from nsnet.firewall import ports as host_ports
 from nsnet.firewall.janitor import ConntrackJanitor
 from nsnet.firewall.nft import Firewall
 from nsnet.firewall.ruleset import INET, TABLE, Binding, BridgeNetwork
+from nsnet.ipam import mac_from_address
 from nsnet.kernel import namespace
 from nsnet.kernel.netlink import ALIAS_PREFIX, Netlink, read_sysctl, write_sysctl
 from nsnet.kernel.reaper import LinkReaper
@@ -82,11 +83,6 @@ def now() -> str:
 
 def new_id() -> str:
     return secrets.token_hex(32)
-
-
-def mac_from_address(address: IPv4Address) -> str:
-    """Docker's MAC for an IPv4 endpoint: 02:42 followed by the address's four bytes."""
-    return "02:42:" + ":".join(f"{byte:02x}" for byte in address.packed)
 
 
 def process_start_time(pid: int) -> int | None:

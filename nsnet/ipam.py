@@ -44,6 +44,11 @@ def parse_address(text: str, what: str = "address") -> IPv4Address:
     return address
 
 
+def mac_from_address(address: IPv4Address) -> str:
+    """Docker's MAC for an IPv4 address: 02:42 followed by the address's four bytes."""
+    return "02:42:" + ":".join(f"{byte:02x}" for byte in address.packed)
+
+
 def blocks_allocation(route: IPv4Network) -> bool:
     """Whether a host route keeps a pool from being used (default routes never do)."""
     return route.prefixlen > 1

@@ -12,7 +12,7 @@ import logging
 
 from nsnet import failpoints
 from nsnet.errors import Conflict, InvalidArgument, NsnetError
-from nsnet.ipam import parse_address
+from nsnet.ipam import mac_from_address, parse_address
 from nsnet.kernel.netlink import ALIAS_PREFIX, Netlink, owner_alias, write_sysctl
 from nsnet.kernel.reaper import LinkReaper
 from nsnet.models import (
@@ -39,6 +39,15 @@ KNOWN_OPTIONS = {
     OPT_HOST_BINDING_IPV4,
     OPT_DEFAULT_BRIDGE,
 }
+
+
+def bridge_mac_address(network: Network) -> str | None:
+    """The bridge's own MAC, derived from its gateway as containers' MACs are from theirs.
+
+    No endpoint ever holds the gateway address, so no container has this MAC.
+    """
+    gateway = next((config.gateway for config in network.ipam if config.gateway), None)
+    return mac_from_address(gateway) if gateway else None
 
 
 def valid_ifname(name: str) -> bool:
@@ -105,16 +114,21 @@ class BridgeDriver:
         with contextlib.ExitStack() as undo:
             existing = self.host.link_index(bridge)
             if existing is not None:
-                alias = self.host.link(existing)["alias"]
-                if alias != owner_alias(network.id):
+                link = self.host.link(existing)
+                if link["alias"] != owner_alias(network.id):
                     raise Conflict(
                         f"cannot create network '{network.name}': a link named '{bridge}' "
                         "already exists and is not nsnet's"
                     )
                 index = existing
+                mac_address = bridge_mac_address(network)
+                if mac_address and link["mac_address"] != mac_address:
+                    self.host.set_mac_address(index, mac_address)  # one made before it was fixed
             else:
                 failpoints.hit("create_network.bridge")
-                index = self.host.add_bridge(bridge, network.mtu, network.id)
+                index = self.host.add_bridge(
+                    bridge, network.mtu, network.id, bridge_mac_address(network)
+                )
                 undo.callback(self.host.delete_link, bridge)
 
             # Steps of a new bridge only: reconcile ensures existing ones at every start.

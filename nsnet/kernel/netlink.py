@@ -228,16 +228,23 @@ class Netlink:
     def set_alias(self, index: int, alias: str, ifname: str = "") -> None:
         self._set_link(index, [("IFLA_IFALIAS", alias)], f"set alias of '{ifname or index}'")
 
-    def add_bridge(self, ifname: str, mtu: int, owner_id: str) -> int:
-        """Create a bridge (down, no address) marked as nsnet's; return its index."""
-        self._new_link(
-            [
-                ("IFLA_IFNAME", ifname),
-                ("IFLA_MTU", mtu),
-                ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "bridge")]}),
-            ],
-            f"create bridge '{ifname}'",
-        )
+    def add_bridge(
+        self, ifname: str, mtu: int, owner_id: str, mac_address: str | None = None
+    ) -> int:
+        """Create a bridge (down, no address) marked as nsnet's; return its index.
+
+        Without ``mac_address`` the kernel gives the bridge the lowest MAC of its ports, which
+        changes whenever that port goes: neighbours that cached the old one lose the bridge
+        for as long as their entry lives. A MAC given here stays.
+        """
+        attrs = [
+            ("IFLA_IFNAME", ifname),
+            ("IFLA_MTU", mtu),
+            ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "bridge")]}),
+        ]
+        if mac_address:
+            attrs.append(("IFLA_ADDRESS", mac_address))
+        self._new_link(attrs, f"create bridge '{ifname}'")
         index = self.link_index(ifname)
         self.set_alias(index, owner_alias(owner_id), ifname)
         return index
@@ -310,6 +317,11 @@ class Netlink:
 
     def set_up(self, link: int | str) -> None:
         self._set_link(link, [], f"set link '{link}' up", IFF_UP, IFF_UP)
+
+    def set_mac_address(self, link: int | str, mac_address: str) -> None:
+        self._set_link(
+            link, [("IFLA_ADDRESS", mac_address)], f"set the MAC address of link '{link}'"
+        )
 
     def set_mtu(self, link: int | str, mtu: int) -> None:
         self._set_link(link, [("IFLA_MTU", mtu)], f"set the MTU of link '{link}' to {mtu}")

@@ -254,3 +254,22 @@ def test_eth_at_if_n_is_the_host_veth_whose_master_is_the_bridge(daemon: Daemon)
         assert host_end["peer"] == container_end["index"], (host_ifname, host_end, ifname)
 
     daemon.cli("rm", "-f", "paired")
+
+
+def test_a_bridge_keeps_its_mac_address_as_ports_come_and_go(daemon: Daemon) -> None:
+    """Regression: the kernel gave a bridge its lowest port's MAC, which changed when that
+    port went, and containers that had cached the gateway's old MAC lost it for ~30 s."""
+    daemon.cli("network", "create", "--subnet", "10.97.0.0/24", "macs")
+    bridge = json.loads(daemon.cli("network", "inspect", "macs").stdout)[0]["Id"][:12]
+
+    def bridge_mac() -> str:
+        shown = daemon.exec_in_host("ip", "-j", "link", "show", f"br-{bridge}").stdout
+        return json.loads(shown)[0]["address"]
+
+    assert bridge_mac() == "02:42:0a:61:00:01"  # from the gateway 10.97.0.1
+    for number in range(4):
+        daemon.cli("run", "-d", "--name", f"m{number}", "--network", "macs", "--", "sleep", "300")
+        assert bridge_mac() == "02:42:0a:61:00:01", f"after m{number} joined"
+    for number in range(4):
+        daemon.cli("rm", "-f", f"m{number}")
+        assert bridge_mac() == "02:42:0a:61:00:01", f"after m{number} left"
