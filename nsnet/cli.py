@@ -362,7 +362,14 @@ def container_body(options: dict, command: tuple[str, ...]) -> dict:
             exposed[key] = {}
             bindings.setdefault(key, []).append({"HostIp": host_ip, "HostPort": host_port})
 
-    network = options["network"] or "default"
+    networks = options["network"]
+    if len(networks) > 1:
+        # Docker 20.10 refuses these too; the others can be connected after the create.
+        raise click.UsageError(
+            "Container cannot be connected to network endpoints: "
+            f"{', '.join(networks)} (give one --network, then use 'nsnet network connect')"
+        )
+    network = networks[0] if networks else "default"
     endpoint: dict[str, Any] = {}
     if options["ip"]:
         endpoint["IPAMConfig"] = {"IPv4Address": options["ip"]}
@@ -408,7 +415,13 @@ def container_options(function: Callable) -> Callable:
     """The flags ``create`` and ``run`` share."""
     decorators = [
         click.option("--name", help="Assign a name to the container"),
-        click.option("--network", "--net", "network", help="Connect a container to a network"),
+        click.option(
+            "--network",
+            "--net",
+            "network",
+            multiple=True,
+            help="Connect a container to a network",
+        ),
         click.option("--ip", help="IPv4 address (e.g., 172.30.100.104)"),
         click.option("--mac-address", help="Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
         click.option("-h", "--hostname", help="Container host name"),

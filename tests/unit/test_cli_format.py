@@ -92,41 +92,10 @@ def test_inconsistent_ipam_flags_are_refused(
         cli.ipam_configs(subnets, ranges, gateways, aux)
 
 
-@pytest.mark.parametrize(
-    "spec, expected",
-    [
-        ("80", [("80/tcp", "", "")]),
-        ("8080:80", [("80/tcp", "", "8080")]),
-        ("127.0.0.1:8080:80/udp", [("80/udp", "127.0.0.1", "8080")]),
-        ("127.0.0.1::80", [("80/tcp", "127.0.0.1", "")]),
-        ("8000-8001:80-81", [("80/tcp", "", "8000"), ("81/tcp", "", "8001")]),
-        ("8000-8010:80", [("80/tcp", "", "8000-8010")]),
-        ("80-81", [("80/tcp", "", ""), ("81/tcp", "", "")]),
-    ],
-)
-def test_publish_specs_become_dockers_port_bindings(spec: str, expected: list) -> None:
-    assert cli.parse_publish(spec) == expected
-
-
-@pytest.mark.parametrize(
-    "spec, message",
-    [
-        ("80/icmp", "unknown protocol"),
-        ("x:80", "invalid port 'x'"),
-        ("8000-8002:80-81", "differ in size"),
-        ("70000", "invalid port range"),
-        ("1.2.3:80:80", "does not appear to be an IPv4"),
-    ],
-)
-def test_bad_publish_specs_are_refused(spec: str, message: str) -> None:
-    with pytest.raises(click.BadParameter, match=message):
-        cli.parse_publish(spec)
-
-
 def run_options(**overrides) -> dict:
     options = {
         "name": None,
-        "network": None,
+        "network": (),
         "ip": None,
         "mac_address": None,
         "hostname": None,
@@ -148,9 +117,15 @@ def run_options(**overrides) -> dict:
     return options
 
 
+def test_a_second_network_at_create_is_refused_naming_both() -> None:
+    """Regression: the last --network won silently."""
+    with pytest.raises(click.UsageError, match="network endpoints: back, front"):
+        cli.container_body(run_options(network=("back", "front")), ("true",))
+
+
 def test_run_flags_become_a_docker_container_create_body() -> None:
     options = run_options(
-        network="front",
+        network=("front",),
         ip="10.9.0.9",
         mac_address="02:42:0a:09:00:09",
         hostname="web",
