@@ -749,10 +749,15 @@ def run(context: click.Context, detach: bool, command: tuple[str, ...], **option
     with failing_with(EXIT_FAILED_TO_RUN):
         container_id = create_container(daemon, options, command)
         path = f"/nsnet/containers/{container_id}"
-        if detach:
+    if detach:
+        try:
             daemon.post(f"/containers/{container_id}/start")
-            click.echo(container_id)
-            return 0
+        except NsnetError as error:
+            report(error)
+            raise Failed(start_failure_status(str(error))) from error
+        click.echo(container_id)
+        return 0
+    with failing_with(EXIT_FAILED_TO_RUN):
         argv = daemon.post(f"{path}/enter", body={"Cmd": list(command)})["Argv"]
 
     def started(pid: int) -> None:
@@ -1058,6 +1063,16 @@ def version(context: click.Context) -> None:
         f" OS/Arch:     {server.get('Os', '')}/{server.get('Arch', '')}\n"
         f" Kernel:      {server.get('KernelVersion', '')}"
     )
+
+
+def start_failure_status(message: str) -> int:
+    """docker run's status for a command that could not start: 127 not found, 126 not
+    executable, 125 anything else."""
+    if "no such file or directory" in message or "executable file not found" in message:
+        return 127
+    if "permission denied" in message:
+        return 126
+    return EXIT_FAILED_TO_RUN
 
 
 class failing_with:

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import secrets
+import select
 import signal
 import subprocess
 import time
@@ -63,6 +64,8 @@ MAC_PATTERN = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 UNKNOWN_EXIT_CODE = -1  # the process ended while nobody could wait for it
 SANDBOX_HANDLES = 128  # open netlink handles kept for recently used sandboxes
 STOP_POLL_SECONDS = 0.02
+# How long a started process may take to exec its command (nsnet.enter imports little).
+START_STATUS_TIMEOUT = 10.0
 
 DEFAULT_BRIDGE_OPTIONS = {
     OPT_DEFAULT_BRIDGE: "true",
@@ -83,6 +86,31 @@ def now() -> str:
 
 def new_id() -> str:
     return secrets.token_hex(32)
+
+
+def read_start_failure(status_read: int, timeout: float = START_STATUS_TIMEOUT) -> str:
+    """What a starting process wrote to its status pipe before it exec'd ("" when it did).
+
+    Closes the pipe. The process writes only when its command cannot start; on success the
+    exec closes the pipe, so an empty read comes at once.
+    """
+    chunks = []
+    try:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([status_read], [], [], left)
+            if not ready:
+                break
+            chunk = os.read(status_read, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        else:
+            log.warning("a starting process said nothing within %.0f s; taken as started", timeout)
+    finally:
+        os.close(status_read)
+    text = b"".join(chunks).decode(errors="replace")
+    return text.partition(" ")[2] if text else ""
 
 
 def process_start_time(pid: int) -> int | None:
@@ -1168,20 +1196,30 @@ class Engine:
         log_path.parent.mkdir(mode=0o700, exist_ok=True)
 
         failpoints.hit("start_container.spawn")
-        with open(log_path, "ab") as output:
-            try:
+        status_read, status_write = os.pipe()
+        try:
+            with open(log_path, "ab") as output:
                 process = subprocess.Popen(
-                    self.enter_command(container.id, container.command),
+                    self.enter_command(container.id, container.command, status_write),
                     stdin=subprocess.DEVNULL,
                     stdout=output,
                     stderr=output,
                     start_new_session=True,
                     close_fds=True,
+                    pass_fds=(status_write,),
                 )
-            except OSError as error:
-                raise NsnetError(
-                    f"cannot start container '{container.name}': {error.strerror}"
-                ) from error
+        except OSError as error:
+            os.close(status_read)
+            raise NsnetError(
+                f"cannot start container '{container.name}': {error.strerror}"
+            ) from error
+        finally:
+            os.close(status_write)
+        failure = read_start_failure(status_read)
+        if failure:
+            process.wait()
+            # The container stays created, as Docker leaves one whose command cannot start.
+            raise InvalidArgument(f"cannot start container '{container.name}': {failure}")
         self._children[process.pid] = container.id
         self._record_running(container, process.pid, detached=True)
         log.info("container %s: started process %d", container.name, process.pid)
@@ -1200,7 +1238,9 @@ class Engine:
         with self.store.transaction():
             self.store.put_container(container)
 
-    def enter_command(self, ref: str, command: list[str]) -> list[str]:
+    def enter_command(
+        self, ref: str, command: list[str], status_fd: int | None = None
+    ) -> list[str]:
         """The argv that runs ``command`` inside the container's sandbox (run, exec)."""
         container = self.get_container(ref)
         if not command:
@@ -1213,6 +1253,7 @@ class Engine:
             container.uts_path,
             resolv_conf=directory / "resolv.conf",
             hosts=directory / "hosts",
+            status_fd=status_fd,
         )
 
     def attach_process(self, ref: str, pid: int) -> Container:

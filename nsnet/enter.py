@@ -19,6 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uts")
     parser.add_argument("--unmount", action="append", default=[])
     parser.add_argument("--bind", action="append", default=[], help="SOURCE:TARGET")
+    parser.add_argument(
+        "--status-fd",
+        type=int,
+        help="a pipe that gets the reason when the command cannot start, and closes on exec",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER)
     options = parser.parse_args(argv)
     command = options.command[1:] if options.command[:1] == ["--"] else options.command
@@ -26,17 +31,33 @@ def main(argv: list[str] | None = None) -> int:
         print("nsnet-enter: no command given", file=sys.stderr)
         return 125
 
+    if options.status_fd is not None:
+        os.set_inheritable(options.status_fd, False)  # a successful exec closes it
+
     try:
         enter(options)
     except OSError as error:
-        print(f"nsnet-enter: cannot enter sandbox: {error}", file=sys.stderr)
-        return 125
+        return fail(options.status_fd, f"cannot enter sandbox: {error}", 125)
 
     try:
         os.execvp(command[0], command)
     except OSError as error:
-        print(f"nsnet-enter: cannot run '{command[0]}': {error.strerror}", file=sys.stderr)
-        return 127 if isinstance(error, FileNotFoundError) else 126
+        # Worded as Docker words it, so that its users' scripts recognise it.
+        reason = f'exec: "{command[0]}": {error.strerror.lower()}'
+        return fail(
+            options.status_fd, reason, 127 if isinstance(error, FileNotFoundError) else 126
+        )
+
+
+def fail(status_fd: int | None, reason: str, code: int) -> int:
+    """Say why the command cannot start (on stderr, and to the starter's pipe); return code."""
+    print(f"nsnet-enter: {reason}", file=sys.stderr)
+    if status_fd is not None:
+        try:
+            os.write(status_fd, f"{code} {reason}".encode())
+        except OSError:
+            pass  # the starter gave up waiting; stderr has it
+    return code
 
 
 def enter(options: argparse.Namespace) -> None:

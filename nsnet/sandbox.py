@@ -63,8 +63,13 @@ class Sandboxes:
         uts_path: str = "",
         resolv_conf: Path | None = None,
         hosts: Path | None = None,
+        status_fd: int | None = None,
     ) -> list[str]:
-        """The argv that runs ``command`` inside the given namespaces."""
+        """The argv that runs ``command`` inside the given namespaces.
+
+        ``status_fd``: the write end of a pipe that gets why the command could not start, and
+        closes when it has.
+        """
         # -P: the process starts in the caller's directory, whose "nsnet" folder must not win.
         argv = [sys.executable, "-P", "-m", "nsnet.enter"]
         if netns_path:
@@ -75,4 +80,6 @@ class Sandboxes:
             argv += ["--bind", f"{resolv_conf}:/etc/resolv.conf"]
         if hosts is not None and hosts.exists():
             argv += ["--bind", f"{hosts}:/etc/hosts"]
+        if status_fd is not None:
+            argv += ["--status-fd", str(status_fd)]
         return argv + ["--", *command]

@@ -242,6 +242,33 @@ def test_a_control_character_in_a_bridge_name_is_a_bad_request(populated: Daemon
     assert_unchanged(before, snapshot(daemon), "a bridge name with a NUL")
 
 
+@pytest.mark.parametrize(
+    ("command", "status", "reason"),
+    [
+        ("/no/such", 127, 'exec: "/no/such": no such file or directory'),
+        ("{plain_file}", 126, 'exec: "{plain_file}": permission denied'),
+    ],
+)
+def test_a_detached_command_that_cannot_start_fails_the_run(
+    daemon: Daemon, tmp_path: Path, command: str, status: int, reason: str
+) -> None:
+    """Regression: run -d printed an id and exited 0; the container then showed Exited (127)."""
+    plain_file = tmp_path / "not-a-program"
+    plain_file.write_text("data\n")
+    plain_file.chmod(0o644)
+    command, reason = (text.format(plain_file=plain_file) for text in (command, reason))
+
+    failed = daemon.cli("run", "-d", "--name", "broken", "--", command, check=False)
+
+    assert failed.returncode == status, failed
+    assert failed.stdout == ""
+    assert reason in failed.stderr, failed.stderr
+    # As Docker leaves it: created, never started.
+    shown = json.loads(daemon.cli("inspect", "broken").stdout)[0]["State"]
+    assert shown["Status"] == "created" and shown["Pid"] == 0, shown
+    daemon.cli("rm", "broken")
+
+
 def test_a_failed_run_leaves_no_container_and_its_name_free(populated: Daemon) -> None:
     daemon = populated
     before = snapshot(daemon)
