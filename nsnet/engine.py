@@ -21,6 +21,7 @@ import time
 from collections import OrderedDict
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
 from nsnet import failpoints, ipam
 from nsnet.cluster.config import ClusterConfig
@@ -160,10 +161,17 @@ class Engine:
 
     def open(self) -> None:
         """Open the store, make the built-in networks, and reconcile the kernel with the store."""
+        self._made_directories: list[Path] = []
         try:
             self._open()
         except BaseException:
             self.close()
+            # A start that failed (another daemon's bridge in the way, say) leaves no mount.
+            for directory in self._made_directories:
+                try:
+                    namespace.release_directory(directory)
+                except OSError as error:
+                    log.warning("cannot unmount %s: %s", directory, error)
             raise
 
     def _open(self) -> None:
@@ -174,7 +182,8 @@ class Engine:
         self.store = Store(self.paths.database)
         self.host = Netlink.open()
         self.reaper = LinkReaper(Netlink.open())
-        self.sandboxes.prepare()
+        if self.sandboxes.prepare():
+            self._made_directories.append(self.sandboxes.directory)
         self.drivers = {
             "bridge": BridgeDriver(self.host, self._sandbox_netlink, self.reaper),
             "host": HostDriver(),
@@ -186,7 +195,8 @@ class Engine:
                 self.cluster_config,
             ),
         }
-        self.drivers["overlay"].prepare()
+        if self.drivers["overlay"].prepare():
+            self._made_directories.append(self.drivers["overlay"].directory)
         self.firewall = Firewall()
         self.janitor = ConntrackJanitor(self.firewall.flush_container_conntrack)
         write_sysctl("net.ipv4.ip_forward", "1")

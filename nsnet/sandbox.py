@@ -24,8 +24,9 @@ class Sandboxes:
         self.paths = paths
         self.directory = paths.netns_dir
 
-    def prepare(self) -> None:
-        namespace.ensure_shared_directory(self.directory)
+    def prepare(self) -> bool:
+        """Make the namespace files' directory a shared mount; True when made now."""
+        return namespace.ensure_shared_directory(self.directory)
 
     def netns_path(self, container_id: str) -> Path:
         return self.directory / container_id

@@ -77,9 +77,12 @@ class OverlayDriver:
         self._planes: dict[str, DataPlane] = {}
         self._remote: dict[str, dict[str, EndpointRecord]] = {}  # network id -> endpoints
 
-    def prepare(self) -> None:
-        """Make the directory of overlay namespaces a shared mount (as the sandboxes' is)."""
-        namespace.ensure_shared_directory(self.directory)
+    def prepare(self) -> bool:
+        """Make the directory of overlay namespaces a shared mount (as the sandboxes' is).
+
+        True when the mount point was made now.
+        """
+        return namespace.ensure_shared_directory(self.directory)
 
     def close(self) -> None:
         with self.lock:

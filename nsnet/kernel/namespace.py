@@ -74,16 +74,25 @@ def sethostname(name: str) -> None:
     _check(_libc.sethostname(raw, len(raw)), "sethostname")
 
 
-def ensure_shared_directory(directory: Path) -> None:
+def ensure_shared_directory(directory: Path) -> bool:
     """Make ``directory`` a shared mount point, as ``ip netns`` does with /run/netns.
 
     A process that later copies the mount table (a container process with its own mount
-    namespace) then receives our unmounts, so it cannot keep a removed sandbox alive.
+    namespace) then receives our unmounts, so it cannot keep a removed sandbox alive. Returns
+    whether the mount point was made now (rather than found).
     """
     directory.mkdir(parents=True, exist_ok=True)
-    if not _is_mount_point(directory):
+    made = not _is_mount_point(directory)
+    if made:
         mount(str(directory), str(directory), None, MS_BIND | MS_REC)
     mount("none", str(directory), None, MS_SHARED | MS_REC)
+    return made
+
+
+def release_directory(directory: Path) -> None:
+    """Undo ``ensure_shared_directory`` for a directory that holds nothing (a failed start)."""
+    if _is_mount_point(directory) and not any(directory.iterdir()):
+        umount(str(directory))
 
 
 def _is_mount_point(directory: Path) -> bool:

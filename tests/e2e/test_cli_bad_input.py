@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cleanup import mounts_under
-from tests.support.daemon import Daemon
+from tests.support.daemon import Daemon, program_argv
 
 
 def host_links(daemon: Daemon) -> list[tuple]:
@@ -294,3 +294,19 @@ def test_the_snapshot_sees_changes(populated: Daemon, tmp_path: Path) -> None:
     assert after["routes"] != before["routes"] and after["firewall"] != before["firewall"]
     daemon.cli("network", "rm", "seen")
     assert_unchanged(before, snapshot(daemon), "create and rm of a network")
+
+
+def test_a_second_daemon_in_the_same_host_refuses_to_start_and_leaves_nothing(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """Regression: its failed start left its namespace directories mounted."""
+    other_root = tmp_path / "other"
+    environment = daemon.environment() | {"NSNET_ROOT": str(other_root)}
+    argv = daemon.nsenter_argv(*program_argv("nsnetd", "nsnet.daemon"), *daemon.dns_flags())
+
+    refused = subprocess.run(argv, env=environment, capture_output=True, text=True, timeout=60)
+
+    assert refused.returncode != 0
+    assert "a link named 'nsnet0' already exists and is not nsnet's" in refused.stderr
+    assert mounts_under(other_root) == []
+    assert daemon.cli("network", "ls", "-q").stdout.count("\n") == 3  # the first one is fine
