@@ -329,7 +329,7 @@ class Engine:
         # the daemon was down, is repaired here.
         self.firewall.sync(
             [self._firewall_network(n) for n in networks.values() if n.driver == "bridge"],
-            [binding for c in containers.values() for binding in self._bindings_of(c)],
+            [binding for c in containers.values() for binding in self._live_bindings_of(c)],
         )
         self._flush_stale_conntrack(networks, endpoints)
         self._register_overlay_endpoints()
@@ -592,6 +592,13 @@ class Engine:
             if port.host_port
         ]
 
+    def _live_bindings_of(self, container: Container) -> list[Binding]:
+        """The bindings the firewall holds for the container: none once it has exited.
+
+        As in Docker, a stopped container frees its host ports; starting it takes them again.
+        """
+        return [] if container.state == "exited" else self._bindings_of(container)
+
     def _mode_endpoint(self, container: Container) -> tuple[Endpoint | None, Network | None]:
         """The container's endpoint on the network it was created on, if still connected."""
         for network, endpoint in self.container_endpoints(container.id):
@@ -614,7 +621,7 @@ class Engine:
 
         published = {}
         for container in self.store.containers():
-            if container.id == exclude or not container.ports:
+            if container.id == exclude or not container.ports or container.state == "exited":
                 continue
             endpoint = mode_endpoints.get((container.id, container.network_mode))
             if endpoint is None:
@@ -809,13 +816,18 @@ class Engine:
             )
         self._prepare_network(network)
         with self.store.transaction(), contextlib.ExitStack() as undo:
-            if network.name == container.network_mode and container.ports:
+            publishes = (
+                network.name == container.network_mode
+                and container.ports
+                and container.state != "exited"
+            )
+            if publishes:
                 # Back on its own network: its host ports may have been taken while it was away
                 # (the firewall would refuse with nothing but "File exists"). Only checks:
                 # every port got its host port at create.
                 self._choose_host_ports(container)
             endpoint = self._join(network, container, ip_address, container.mac_address, aliases)
-            if network.name == container.network_mode and container.ports:
+            if publishes:
                 undo.callback(self._undo_join, network, container, endpoint)
                 failpoints.hit("connect.ports")
                 self.firewall.add_bindings(self._bindings_of(container, endpoint))
@@ -1205,7 +1217,29 @@ class Engine:
         log_path = self.paths.container_dir(container.id) / "output.log"
         log_path.parent.mkdir(mode=0o700, exist_ok=True)
 
-        failpoints.hit("start_container.spawn")
+        with contextlib.ExitStack() as undo:
+            # An exited container freed its host ports: take them again, unless taken.
+            republished = self._bindings_of(container) if container.state == "exited" else []
+            if republished:
+                try:
+                    self._choose_host_ports(container)  # only checks: each has its host port
+                except Conflict as error:
+                    raise Conflict(
+                        f"cannot start container '{container.name}': {error}"
+                    ) from error
+                self.firewall.add_bindings(republished)
+                undo.callback(self.firewall.remove_bindings, republished)
+
+            failpoints.hit("start_container.spawn")
+            process = self._spawn(container, log_path)
+            undo.pop_all()
+        self._children[process.pid] = container.id
+        self._record_running(container, process.pid, detached=True)
+        log.info("container %s: started process %d", container.name, process.pid)
+        return container
+
+    def _spawn(self, container: Container, log_path: Path) -> subprocess.Popen:
+        """Start the container's command, its output to ``log_path``; raise if it cannot exec."""
         status_read, status_write = os.pipe()
         try:
             with open(log_path, "ab") as output:
@@ -1220,20 +1254,16 @@ class Engine:
                 )
         except OSError as error:
             os.close(status_read)
-            raise NsnetError(
-                f"cannot start container '{container.name}': {error.strerror}"
-            ) from error
+            message = f"cannot start container '{container.name}': {error.strerror}"
+            raise NsnetError(message) from error
         finally:
             os.close(status_write)
         failure = read_start_failure(status_read)
         if failure:
             process.wait()
-            # The container stays created, as Docker leaves one whose command cannot start.
+            # The container stays as it was, as Docker leaves one whose command cannot start.
             raise InvalidArgument(f"cannot start container '{container.name}': {failure}")
-        self._children[process.pid] = container.id
-        self._record_running(container, process.pid, detached=True)
-        log.info("container %s: started process %d", container.name, process.pid)
-        return container
+        return process
 
     def _record_running(self, container: Container, pid: int, detached: bool) -> None:
         start_time = process_start_time(pid) or 0
@@ -1282,6 +1312,7 @@ class Engine:
         return container
 
     def _mark_exited(self, container: Container, exit_code: int) -> None:
+        bindings = self._live_bindings_of(container)
         container.state = "exited"
         container.exit_code = exit_code
         container.finished_at = now()
@@ -1289,6 +1320,11 @@ class Engine:
         with self.store.transaction():
             self.store.put_container(container)
         log.info("container %s: process %d exited (%d)", container.name, container.pid, exit_code)
+        try:
+            self.firewall.remove_bindings(bindings)  # its host ports are free again
+        except NsnetError as error:
+            # The next start of the daemon renders the tables from the store again.
+            log.warning("container %s: cannot unpublish its ports: %s", container.name, error)
 
     def reap(self) -> list[str]:
         """Notice processes that ended; return the ids of the containers that stopped.

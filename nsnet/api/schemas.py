@@ -531,6 +531,7 @@ class ContainerInspectOut(Response):
         # Docker repeats the default bridge's endpoint at the top of NetworkSettings.
         default = networks.get("bridge")
         ports = ports_map(container.ports)
+        live = ports_map(live_ports(container, endpoints))
 
         return cls(
             id=container.id,
@@ -564,7 +565,7 @@ class ContainerInspectOut(Response):
                 mac_address=container.mac_address or None,
             ),
             network_settings=NetworkSettingsOut(
-                ports=ports,
+                ports=live,
                 sandbox_key=container.netns_path,
                 endpoint_id=default.endpoint_id if default else "",
                 gateway=default.gateway if default else "",
@@ -617,7 +618,7 @@ class ContainerSummaryOut(Response):
                     public_port=binding.host_port,
                     type=binding.protocol,
                 )
-                for binding in container.ports
+                for binding in live_ports(container, endpoints)
             ],
             labels=dict(sorted_map(container.labels)),
             state=container.state,
@@ -734,6 +735,19 @@ def port_bindings(
                 PortBinding(container_port=container_port, protocol=protocol, host_ip="")
             )
     return result
+
+
+def live_ports(container: Container, endpoints: list[tuple[Network, Endpoint]]) -> list:
+    """The container's ports that answer now, as ``docker port`` and ``ps`` show them.
+
+    None once it has exited (its host ports are free again) or while it is disconnected from
+    the network it publishes through; HostConfig.PortBindings keeps what was asked for.
+    """
+    if container.state == "exited":
+        return []
+    if not any(network.name == container.network_mode for network, _ in endpoints):
+        return []
+    return list(container.ports)
 
 
 def ports_map(bindings: list[PortBinding]) -> dict[str, list[PortBindingOut]]:

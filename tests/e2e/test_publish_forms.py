@@ -8,6 +8,7 @@ naming the holder, and the refusal changes nothing; SCTP is refused naming the m
 support (this machine's kernel has none).
 """
 
+import json
 import subprocess
 import sys
 import time
@@ -210,6 +211,31 @@ def test_a_network_host_binding_address_is_the_default_host_ip(
     )
     answer = traffic.ask("outside", "tcp", HOST, 8181)
     assert answer.startswith(NO_ANSWER), f"8181 answered from outside: {answer}"
+
+
+def test_a_stopped_container_frees_its_host_port_and_takes_it_again_at_start(
+    traffic: Traffic, daemon: Daemon
+) -> None:
+    """Regression: an exited container kept its host port (and its DNAT element), as Docker
+    does not: another container could not publish it."""
+    traffic.serve("first", "-p", "8090:80")
+    daemon.cli("stop", "-t", "1", "first")
+
+    assert port_lines(daemon, "first") == []
+    assert "8090" not in daemon.cli("ps", "-a").stdout
+    assert "8090" not in daemon.exec_in_host("nft", "list", "table", "inet", "nsnet").stdout
+    traffic.serve("second", "-p", "8090:80")
+    check_reached(traffic, [("outside", "tcp", HOST, 8090, f"second:80 {OUTSIDE}")])
+
+    refused = daemon.cli("start", "first", check=False)
+    assert refused.returncode != 0
+    assert "already held by container 'second'" in refused.stderr, refused.stderr
+    assert json.loads(daemon.cli("inspect", "first").stdout)[0]["State"]["Status"] == "exited"
+
+    daemon.cli("rm", "-f", "second")
+    daemon.cli("start", "first")
+    assert port_lines(daemon, "first") == ["80/tcp -> 0.0.0.0:8090"]
+    check_reached(traffic, [("outside", "tcp", HOST, 8090, f"first:80 {OUTSIDE}")])
 
 
 def test_publish_all_publishes_exposed_ports_on_free_ports(
