@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")  # Docker's, for containers
 NETWORK_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+NETWORK_NAME_LIMIT = 128
 MAC_PATTERN = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 UNKNOWN_EXIT_CODE = -1  # the process ended while nobody could wait for it
 SANDBOX_HANDLES = 128  # open netlink handles kept for recently used sandboxes
@@ -87,6 +88,22 @@ def now() -> str:
 
 def new_id() -> str:
     return secrets.token_hex(32)
+
+
+def check_network_request(request: NetworkCreate) -> None:
+    """Refuse a network name Docker would refuse, and IPv6, naming the network."""
+    name = request.name or ""
+    if not NETWORK_NAME_PATTERN.match(name):
+        raise InvalidArgument(
+            f"cannot create network '{name}': names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*"
+        )
+    if len(name) > NETWORK_NAME_LIMIT:
+        raise InvalidArgument(
+            f"cannot create network '{name[:20]}...': the name is {len(name)} characters long, "
+            f"more than {NETWORK_NAME_LIMIT}"
+        )
+    if request.enable_ipv6:
+        raise InvalidArgument(f"cannot create network '{name}': IPv6 is not supported yet")
 
 
 def read_start_failure(status_read: int, timeout: float = START_STATUS_TIMEOUT) -> str:
@@ -404,12 +421,7 @@ class Engine:
 
     def _create_network_record(self, request: NetworkCreate, builtin: bool) -> Network:
         name = request.name
-        if not NETWORK_NAME_PATTERN.match(name or "") or len(name) > 128:
-            raise InvalidArgument(
-                f"cannot create network '{name}': names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*"
-            )
-        if request.enable_ipv6:
-            raise InvalidArgument(f"cannot create network '{name}': IPv6 is not supported yet")
+        check_network_request(request)
         driver = self.drivers.get(request.driver)
         if driver is None:
             raise NotFound(
@@ -1583,12 +1595,7 @@ class Engine:
         from nsnet.cluster.store import OPT_VXLANID_LIST, parse_vni
 
         name = request.name
-        if not NETWORK_NAME_PATTERN.match(name or "") or len(name) > 128:
-            raise InvalidArgument(
-                f"cannot create network '{name}': names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*"
-            )
-        if request.enable_ipv6:
-            raise InvalidArgument(f"cannot create network '{name}': IPv6 is not supported yet")
+        check_network_request(request)
         self.drivers["overlay"].validate(request)
         if any(network.name == name for network in self.store.networks()):
             raise Conflict(f"network with name {name} already exists")
