@@ -279,6 +279,14 @@ class Engine:
                 log.warning("reconcile: removing leftover sandbox %s", container_id[:12])
                 for path in files:
                     namespace.remove(path)
+        # A crash after a create made a container's files, before its record was committed.
+        for directory in sorted(self.paths.containers_dir.iterdir()):
+            if directory.name not in containers:
+                log.warning("reconcile: removing leftover files of %s", directory.name[:12])
+                try:
+                    self._remove_container_files(directory.name)
+                except OSError as error:
+                    log.warning("reconcile: cannot remove %s: %s", directory, error)
 
         for network in networks.values():
             if network.driver == "bridge":
@@ -373,7 +381,13 @@ class Engine:
         network namespace its /sys shows was re-created (that sysfs lists nothing any more)."""
         if not netns_rebuilt and namespace.is_mounted_namespace(container.mnt_path):
             return
-        log.warning("container %s: mount namespace missing; re-creating it", container.name)
+        if netns_rebuilt:
+            log.warning(
+                "container %s: re-creating its mount namespace over the new network namespace",
+                container.name,
+            )
+        else:
+            log.warning("container %s: mount namespace missing; re-creating it", container.name)
         self.sandboxes.remove_mount(container.id)
         self._create_mount_namespace(container)
         with self.store.transaction():
@@ -1043,7 +1057,7 @@ class Engine:
             if mode != "host":
                 # A container:<name> container too: Docker gives it a file system view of its own.
                 failpoints.hit("create_container.mount")
-                undo.callback(self._remove_container_files, container)
+                undo.callback(self._remove_container_files, container.id)
                 self._create_mount_namespace(container)
                 undo.callback(self.sandboxes.remove_mount, container.id)
                 self.store.put_container(container)
@@ -1387,7 +1401,7 @@ class Engine:
             except OSError as error:
                 failures.append(f"cannot remove sandbox: {error}")
         try:
-            self._remove_container_files(container)
+            self._remove_container_files(container.id)
         except OSError as error:
             failures.append(f"cannot remove files: {error}")
         if failures:
@@ -1397,8 +1411,8 @@ class Engine:
         else:
             log.info("container %s removed", container.name)
 
-    def _remove_container_files(self, container: Container) -> None:
-        directory = self.paths.container_dir(container.id)
+    def _remove_container_files(self, container_id: str) -> None:
+        directory = self.paths.container_dir(container_id)
         if directory.exists():
             for path in directory.iterdir():
                 path.unlink()

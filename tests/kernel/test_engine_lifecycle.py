@@ -239,6 +239,8 @@ def test_reconcile_removes_nsnet_links_and_sandboxes_without_records(
     assert engine.host_link(doomed_endpoint.host_ifname) is None
     assert not any(path.name.startswith(victim.id) for path in engine.namespace_files())
     assert not any(victim.id in mount.mount_point for mount in mounts_under(engine.root))
+    assert not engine.paths.container_dir(victim.id).exists()
+    assert engine.paths.container_dir(survivor.id).exists()
     assert engine.host_link(kept_endpoint.host_ifname)["master"] == "nsnet0"
     assert engine.ping("survivor", "172.17.0.1")
     assert_foreign_links_intact(engine)
