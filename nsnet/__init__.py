@@ -15,9 +15,11 @@ container
     A named sandbox plus, optionally, a process started in it. States: created, running,
     exited. A container and its addresses live until it is removed.
 sandbox
-    The container's namespaces: its network namespace and its UTS namespace, each kept alive by
-    a file bind-mounted under the run directory. Processes get a private mount namespace of
-    their own at start.
+    The container's namespaces: network, UTS and mount, each kept alive by a file bind-mounted
+    under the run directory. The mount namespace shows the host's file system with the
+    container's own /etc/resolv.conf, /etc/hosts and /sys; every process of the container
+    (``run``, ``exec``) joins it. A ``container:<name>`` container shares the other's network
+    and UTS namespaces and has a mount namespace of its own.
 endpoint
     One attachment of a container to a network: a veth pair (``host_ifname`` on the bridge,
     ``container_ifname`` such as ``eth0`` in the sandbox), a MAC address, an IPv4 address and

@@ -26,6 +26,7 @@ from pathlib import Path
 from nsnet import failpoints, ipam
 from nsnet.cluster.config import ClusterConfig
 from nsnet.cluster.records import EndpointRecord
+from nsnet.dns.files import ensure_container_files
 from nsnet.dns.registry import DnsRegistry, check_container_dns
 from nsnet.drivers import BridgeDriver, HostDriver, NullDriver
 from nsnet.drivers.overlay import MISSING_STORE, OverlayDriver
@@ -199,8 +200,7 @@ class Engine:
         self.store = Store(self.paths.database)
         self.host = Netlink.open()
         self.reaper = LinkReaper(Netlink.open())
-        if self.sandboxes.prepare():
-            self._made_directories.append(self.sandboxes.directory)
+        self._made_directories += self.sandboxes.prepare()
         self.drivers = {
             "bridge": BridgeDriver(self.host, self._sandbox_netlink, self.reaper),
             "host": HostDriver(),
@@ -208,7 +208,7 @@ class Engine:
             "overlay": OverlayDriver(
                 self.host,
                 self._sandbox_netlink,
-                self.paths.run_dir / "overlay",
+                self.paths.overlay_dir,
                 self.cluster_config,
             ),
         }
@@ -312,8 +312,9 @@ class Engine:
         """Make the kernel match the store after a restart or crash.
 
         Removes nsnet-made links and namespace files that have no record, re-creates missing
-        bridges, sandboxes and veth pairs of recorded ones, and marks containers whose process
-        is gone as exited. Links without nsnet's alias are never touched.
+        bridges, sandboxes (network, UTS and mount namespaces) and veth pairs of recorded ones,
+        and marks containers whose process is gone as exited. Links without nsnet's alias are
+        never touched.
         """
         networks = {network.id: network for network in self.store.networks()}
         containers = {container.id: container for container in self.store.containers()}
@@ -332,14 +333,25 @@ class Engine:
                 log.warning("reconcile: removing leftover sandbox %s", container_id[:12])
                 for path in files:
                     namespace.remove(path)
+        # A crash after a create made a container's files, before its record was committed.
+        for directory in sorted(self.paths.containers_dir.iterdir()):
+            if directory.name not in containers:
+                log.warning("reconcile: removing leftover files of %s", directory.name[:12])
+                try:
+                    self._remove_container_files(directory.name)
+                except OSError as error:
+                    log.warning("reconcile: cannot remove %s: %s", directory, error)
 
         for network in networks.values():
             if network.driver == "bridge":
                 self.drivers["bridge"].create(network)
         self._reconcile_overlay(networks, endpoints)
 
-        for container in containers.values():
-            self._reconcile_container(container, networks, endpoints)
+        # Owners first: a container:<name> container's mount namespace needs the other's
+        # network namespace, re-created here if lost.
+        rebuilt: set[str] = set()
+        for container in sorted(containers.values(), key=lambda c: bool(c.shares_namespace_of)):
+            self._reconcile_container(container, networks, endpoints, rebuilt)
             self._update_dns(container)
 
         # The tables are rendered whole from the store: a restart, or a ruleset flushed while
@@ -366,7 +378,13 @@ class Engine:
         if deleted:
             log.warning("reconcile: deleted %d conntrack entries of removed containers", deleted)
 
-    def _reconcile_container(self, container: Container, networks: dict, endpoints: list) -> None:
+    def _reconcile_container(
+        self, container: Container, networks: dict, endpoints: list, rebuilt: set[str]
+    ) -> None:
+        """Adopt or mark exited its process, and re-create what is missing of its sandbox.
+
+        ``rebuilt`` collects the ids of containers whose network namespace was re-created.
+        """
         if container.state == "running":
             start_time = process_start_time(container.pid)
             if start_time is not None and start_time == self._recorded_start(container):
@@ -375,7 +393,10 @@ class Engine:
             else:
                 self._mark_exited(container, UNKNOWN_EXIT_CODE)
 
-        if container.network_mode in ("host",) or container.shares_namespace_of:
+        if container.network_mode == "host":
+            return
+        if container.shares_namespace_of:
+            self._reconcile_mount_namespace(container, container.shares_namespace_of in rebuilt)
             return
         if not namespace.is_mounted_namespace(container.netns_path):
             log.warning("container %s: sandbox missing; re-creating it", container.name)
@@ -388,6 +409,8 @@ class Engine:
                     self.host.delete_link(endpoint.host_ifname)
             self.sandboxes.create(container.id, container.hostname)
             self._prepare_sandbox(container)
+            rebuilt.add(container.id)
+        self._reconcile_mount_namespace(container, container.id in rebuilt)
         mine = [endpoint for endpoint in endpoints if endpoint.container_id == container.id]
         for endpoint in mine:
             if not self._endpoint_present(container, networks[endpoint.network_id], endpoint):
@@ -406,6 +429,35 @@ class Engine:
             elif networks[endpoint.network_id].driver == "bridge":
                 # A bridge re-created above has no ports: plug the existing veth back in.
                 self.drivers["bridge"].reattach(networks[endpoint.network_id], endpoint)
+
+    def _reconcile_mount_namespace(self, container: Container, netns_rebuilt: bool) -> None:
+        """Re-create the container's mount namespace when its file is missing, or when the
+        network namespace its /sys shows was re-created (that sysfs lists nothing any more)."""
+        if not netns_rebuilt and namespace.is_mounted_namespace(container.mnt_path):
+            return
+        if netns_rebuilt:
+            log.warning(
+                "container %s: re-creating its mount namespace over the new network namespace",
+                container.name,
+            )
+        else:
+            log.warning("container %s: mount namespace missing; re-creating it", container.name)
+        self.sandboxes.remove_mount(container.id)
+        self._create_mount_namespace(container)
+        with self.store.transaction():
+            self.store.put_container(container)
+
+    def _create_mount_namespace(self, container: Container) -> None:
+        """Make the container's mount namespace and record its path in ``container``.
+
+        It binds the resolv.conf and hosts of the container whose network namespace it uses
+        (its own, or the other's in container:<name> mode), made empty here if missing.
+        """
+        directory = self.paths.container_dir(container.shares_namespace_of or container.id)
+        resolv_conf, hosts = ensure_container_files(directory)
+        container.mnt_path = self.sandboxes.create_mount(
+            container.id, container.netns_path, resolv_conf, hosts
+        )
 
     def _recorded_start(self, container: Container) -> int | None:
         return container.process_start_time or None
@@ -1090,6 +1142,13 @@ class Engine:
                 undo.callback(self._forget_sandbox_netlink, container.netns_path)
                 self.store.put_container(container)
                 self._prepare_sandbox(container)
+            if mode != "host":
+                # A container:<name> container too: Docker gives it a file system view of its own.
+                failpoints.hit("create_container.mount")
+                undo.callback(self._remove_container_files, container.id)
+                self._create_mount_namespace(container)
+                undo.callback(self.sandboxes.remove_mount, container.id)
+                self.store.put_container(container)
             if network is not None:
                 failpoints.hit("create_container.endpoint")
                 endpoint = self._join(
@@ -1297,14 +1356,11 @@ class Engine:
         container = self.get_container(ref)
         if not command:
             raise InvalidArgument(f"cannot run in container '{container.name}': no command given")
-        # A container in another's namespace sees that one's resolv.conf and hosts.
-        directory = self.paths.container_dir(container.shares_namespace_of or container.id)
         return self.sandboxes.enter_argv(
             command,
             container.netns_path,
             container.uts_path,
-            resolv_conf=directory / "resolv.conf",
-            hosts=directory / "hosts",
+            container.mnt_path,
             status_fd=status_fd,
         )
 
@@ -1446,10 +1502,10 @@ class Engine:
                 f"{', '.join(dependents)} share its network namespace"
             )
         if container.state == "running":
-            self.stop_container(container.id, timeout=0)
+            container = self.stop_container(container.id, timeout=0)
 
         endpoints = self.container_endpoints(container.id)
-        bindings = self._bindings_of(container)
+        bindings = self._live_bindings_of(container)  # an exited one's are gone already
         with self.store.transaction():
             for network, endpoint in endpoints:
                 failpoints.hit("remove_container.endpoint")
@@ -1470,15 +1526,16 @@ class Engine:
                 self._flush_conntrack(endpoint.address)
             except NsnetError as error:
                 failures.append(str(error))
-        if container.network_mode != "host" and not container.shares_namespace_of:
-            # Close our socket first: an open netlink socket keeps its namespace alive.
-            self._forget_sandbox_netlink(container.netns_path)
+        if container.network_mode != "host":
+            if not container.shares_namespace_of:
+                # Close our socket first: an open netlink socket keeps its namespace alive.
+                self._forget_sandbox_netlink(container.netns_path)
             try:
-                self.sandboxes.remove(container.id)
+                self.sandboxes.remove(container.id)  # a container:<name> one has its .mnt only
             except OSError as error:
                 failures.append(f"cannot remove sandbox: {error}")
         try:
-            self._remove_container_files(container)
+            self._remove_container_files(container.id)
         except OSError as error:
             failures.append(f"cannot remove files: {error}")
         if failures:
@@ -1488,8 +1545,8 @@ class Engine:
         else:
             log.info("container %s removed", container.name)
 
-    def _remove_container_files(self, container: Container) -> None:
-        directory = self.paths.container_dir(container.id)
+    def _remove_container_files(self, container_id: str) -> None:
+        directory = self.paths.container_dir(container_id)
         if directory.exists():
             for path in directory.iterdir():
                 path.unlink()

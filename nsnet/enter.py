@@ -1,9 +1,10 @@
 """Run a command inside a sandbox: ``python -m nsnet.enter [options] -- CMD...``.
 
-Joins the network and UTS namespaces given, makes a private mount namespace (as
-``ip netns exec`` does) with a fresh /sys that shows the sandbox's interfaces and the given
-bind mounts, detaches the sandbox directory so the process pins no other sandbox, and execs
-CMD. Kept free of heavy imports: it runs once per started process.
+Joins the network, UTS and mount namespaces given (files bind-mounted by nsnet, see
+``nsnet.sandbox``) and execs CMD, so that every process of a container (``run`` and ``exec``
+alike) shares its mount namespace, as in Docker. With no namespace given (host mode) CMD runs
+as it is. Kept free of heavy imports: it runs once per started process, which must be single
+threaded for ``setns`` into a mount namespace.
 """
 
 import argparse
@@ -17,8 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nsnet-enter")
     parser.add_argument("--net")
     parser.add_argument("--uts")
-    parser.add_argument("--unmount", action="append", default=[])
-    parser.add_argument("--bind", action="append", default=[], help="SOURCE:TARGET")
+    parser.add_argument("--mnt")
     parser.add_argument(
         "--status-fd",
         type=int,
@@ -61,35 +61,51 @@ def fail(status_fd: int | None, reason: str, code: int) -> int:
 
 
 def enter(options: argparse.Namespace) -> None:
-    for path, kind in (
-        (options.net, namespace.CLONE_NEWNET),
-        (options.uts, namespace.CLONE_NEWUTS),
-    ):
-        if path:
-            fd = os.open(path, os.O_RDONLY)
+    # Every file is opened first: once in the sandbox's mount namespace, they are not there.
+    joins = []
+    try:
+        for path, kind, name in (
+            (options.net, namespace.CLONE_NEWNET, "network"),
+            (options.uts, namespace.CLONE_NEWUTS, "UTS"),
+            (options.mnt, namespace.CLONE_NEWNS, "mount"),
+        ):
+            if path:
+                joins.append((_open(path, name), kind, path, name))
+        working_directory = _working_directory()
+        for fd, kind, path, name in joins:
             try:
                 namespace.setns(fd, kind)
-            finally:
-                os.close(fd)
-    if not options.net:
-        return
+            except OSError as error:
+                raise OSError(
+                    error.errno,
+                    f"cannot join {name} namespace '{path}': {os.strerror(error.errno)}",
+                ) from error
+    finally:
+        for fd, *_ in joins:
+            os.close(fd)
 
-    # A mount namespace of our own; slave so that later unmounts on the host still reach us.
-    namespace.unshare(namespace.CLONE_NEWNS)
-    namespace.mount("none", "/", None, namespace.MS_REC | namespace.MS_SLAVE)
-    for directory in options.unmount:
+    if options.mnt:
+        # Joining a mount namespace moves the root and working directory to its root.
         try:
-            namespace.umount(directory)
+            os.chdir(working_directory or "/")
         except OSError:
-            pass
+            os.chdir("/")
+
+
+def _open(path: str, name: str) -> int:
     try:
-        namespace.umount("/sys")
-        namespace.mount("sysfs", "/sys", "sysfs", 0)
-    except OSError:
-        pass  # /sys keeps showing the host's interfaces; netlink is unaffected
-    for spec in options.bind:
-        source, target = spec.rsplit(":", 1)
-        namespace.mount(source, target, None, namespace.MS_BIND)
+        return os.open(path, os.O_RDONLY)
+    except OSError as error:
+        raise OSError(
+            error.errno, f"cannot open {name} namespace '{path}': {error.strerror}"
+        ) from error
+
+
+def _working_directory() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:  # removed meanwhile
+        return None
 
 
 if __name__ == "__main__":

@@ -157,6 +157,7 @@ class Container:
     extra_hosts: list[str] = field(default_factory=list)  # --add-host name:address
     netns_path: str = ""  # bind-mounted network namespace ("" in host mode)
     uts_path: str = ""  # bind-mounted UTS namespace ("" in host mode)
+    mnt_path: str = ""  # bind-mounted mount namespace ("" in host mode), its own in any other
 
     @property
     def shares_namespace_of(self) -> str | None:

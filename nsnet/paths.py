@@ -41,8 +41,18 @@ class Paths:
 
     @property
     def netns_dir(self) -> Path:
-        """Bind mounts of sandbox namespaces (network and UTS)."""
+        """Bind mounts of sandbox namespaces (network and UTS); a shared mount."""
         return self.run_dir / "netns"
+
+    @property
+    def mntns_dir(self) -> Path:
+        """Bind mounts of sandbox mount namespaces; a private mount."""
+        return self.run_dir / "mntns"
+
+    @property
+    def overlay_dir(self) -> Path:
+        """Bind mounts of the overlay networks' own namespaces; a shared mount."""
+        return self.run_dir / "overlay"
 
     @property
     def containers_dir(self) -> Path:
@@ -58,3 +68,4 @@ class Paths:
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
         self.containers_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.netns_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+        self.mntns_dir.mkdir(parents=True, exist_ok=True, mode=0o755)

@@ -1,9 +1,10 @@
 """A container's /etc/resolv.conf and /etc/hosts: reading the host's, writing the container's.
 
 The container's files live in its directory under the state directory and are bind-mounted over
-/etc/resolv.conf and /etc/hosts in the private mount namespace of its processes. A bind mount
-pins the file's inode, so a rewrite must change the file in place: ``write_in_place`` truncates
-and writes, never renames.
+/etc/resolv.conf and /etc/hosts in the container's mount namespace, made with its sandbox
+(``ensure_container_files`` makes them, empty, before that). A bind mount pins the file's
+inode, so a rewrite must change the file in place: ``write_in_place`` writes and truncates,
+never renames.
 
 Docker's rules, reproduced:
 
@@ -36,6 +37,8 @@ FALLBACK_NAMESERVERS = ("8.8.8.8", "8.8.4.4")  # Docker's default when the host 
 EMBEDDED_OPTION = "ndots:0"
 NO_SEARCH = "."  # Docker's --dns-search value meaning "no search domains"
 MAX_NAMESERVERS = 3  # the C library reads no more
+RESOLV_CONF_FILE = "resolv.conf"  # the container's files, in its directory
+HOSTS_FILE = "hosts"
 
 HOSTS_PREAMBLE = (
     ("127.0.0.1", "localhost"),
@@ -233,3 +236,21 @@ def write_in_place(path: str | os.PathLike, text: str) -> None:
         raise Unavailable(f"cannot write file '{path}': {error.strerror} ({code})") from error
     finally:
         os.close(fd)
+
+
+def ensure_container_files(directory: Path) -> tuple[Path, Path]:
+    """The container's resolv.conf and hosts in ``directory``, made empty when missing.
+
+    They must exist before its mount namespace binds them; their text comes later, written in
+    place. Existing contents are kept.
+    """
+    paths = (directory / RESOLV_CONF_FILE, directory / HOSTS_FILE)
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for path in paths:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+    except OSError as error:
+        raise Unavailable(
+            f"cannot create file '{error.filename or directory}': {error.strerror}"
+        ) from error
+    return paths

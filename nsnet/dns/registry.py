@@ -13,6 +13,8 @@ from pathlib import Path
 
 from nsnet.dns.files import (
     FALLBACK_NAMESERVERS,
+    HOSTS_FILE,
+    RESOLV_CONF_FILE,
     container_resolv_conf,
     default_upstreams,
     non_loopback,
@@ -105,11 +107,11 @@ class DnsRegistry:
         if container.network_mode == "host":
             return  # the host's own files
         files_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_in_place(files_dir / "resolv.conf", dns.text)
+        write_in_place(files_dir / RESOLV_CONF_FILE, dns.text)
         extra_hosts = [parse_add_host(entry) for entry in container.extra_hosts]
         addresses = [str(endpoint.address) for _, endpoint in endpoints]
         write_in_place(
-            files_dir / "hosts",
+            files_dir / HOSTS_FILE,
             render_hosts(container.name, container.hostname, addresses, extra_hosts),
         )
 

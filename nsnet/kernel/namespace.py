@@ -1,9 +1,14 @@
-"""Network and UTS namespaces kept alive by bind-mounted files, and entering them.
+"""Network, UTS and mount namespaces kept alive by bind-mounted files, and entering them.
 
 Python 3.11 has no ``os.setns``/``os.unshare``, so these call libc through ctypes. Namespaces
 belong to a thread, not a process: ``unshare`` in a short-lived thread makes a namespace
 without disturbing the rest of the daemon, and ``entered`` switches the calling thread only,
 always switching back.
+
+A mount namespace file can only be bind-mounted from a mount namespace older than the one it
+names (the kernel refuses loops), so ``create_mount`` has the calling thread, still in the
+host's mount namespace, bind-mount the file of the namespace a short-lived thread has just
+unshared, while that thread is alive to hold it.
 """
 
 import contextlib
@@ -11,6 +16,7 @@ import ctypes
 import errno
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,6 +101,21 @@ def release_directory(directory: Path) -> None:
         umount(str(directory))
 
 
+def ensure_private_directory(directory: Path) -> bool:
+    """Make ``directory`` a private mount point: mounts made in it propagate nowhere.
+
+    For mount namespace files: a bind mount that propagated into the namespace it names, or
+    into another container's, would keep that namespace alive through a reference cycle.
+    Returns whether the mount point was made now (rather than found).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    made = not _is_mount_point(directory)
+    if made:
+        mount(str(directory), str(directory), None, MS_BIND | MS_REC)
+    mount("none", str(directory), None, MS_PRIVATE | MS_REC)
+    return made
+
+
 def _is_mount_point(directory: Path) -> bool:
     target = str(directory.resolve())
     with open("/proc/self/mountinfo") as mountinfo:
@@ -131,6 +152,105 @@ def create(netns_path: Path, uts_path: Path | None, hostname: str | None) -> Non
         raise Unavailable(
             f"cannot create namespace '{netns_path.name}': {failure[0]}"
         ) from failure[0]
+
+
+def create_mount(
+    mnt_path: Path,
+    netns_path: str | Path,
+    unmount: list[Path],
+    binds: list[tuple[Path, str]],
+) -> list[str]:
+    """Make a mount namespace kept alive by a file at ``mnt_path``; return warnings.
+
+    Inside it: every mount a slave of the host's (unmounts made on the host still reach it),
+    the directories in ``unmount`` and every other namespace file detached (so that it pins no
+    other namespace and receives no later bind mount made there), a fresh sysfs mounted from
+    the network namespace at ``netns_path`` (so /sys/class/net lists its interfaces) and each
+    ``(source, target)`` of ``binds`` bind-mounted. A sysfs that cannot be mounted is only a
+    warning: /sys then shows the host's interfaces, netlink is unaffected.
+    """
+    ready = threading.Event()
+    release = threading.Event()
+    failure: list[BaseException] = []
+    warnings: list[str] = []
+    thread_ids: list[int] = []
+
+    def worker() -> None:
+        # This thread alone moves into the new mount namespace; it exits once the file holds it.
+        try:
+            netns = os.open(netns_path, os.O_RDONLY)
+            try:
+                unshare(CLONE_NEWNS)
+                # Slave before anything is unmounted: an unmount on a shared mount would
+                # propagate back to the host.
+                mount("none", "/", None, MS_REC | MS_SLAVE)
+                setns(netns, CLONE_NEWNET)
+            finally:
+                os.close(netns)
+            for directory in unmount:
+                _detach(str(directory))
+            for target in _namespace_mount_points():
+                _detach(target)
+            try:
+                umount("/sys", MNT_DETACH)
+                mount("sysfs", "/sys", "sysfs", 0)
+            except OSError as error:
+                warnings.append(f"cannot mount a sysfs of the sandbox: {error}")
+            for source, target in binds:
+                mount(str(source), target, None, MS_BIND)
+            thread_ids.append(threading.get_native_id())
+        except BaseException as error:  # handed to the caller below
+            failure.append(error)
+        finally:
+            ready.set()
+        release.wait()
+
+    thread = threading.Thread(target=worker, name="nsnet-unshare-mount")
+    thread.start()
+    try:
+        ready.wait()
+        if not failure:
+            try:
+                mnt_path.touch(mode=0o444, exist_ok=False)
+                try:
+                    mount(f"/proc/self/task/{thread_ids[0]}/ns/mnt", str(mnt_path), None, MS_BIND)
+                except BaseException:
+                    remove(mnt_path)
+                    raise
+            except BaseException as error:
+                failure.append(error)
+    finally:
+        release.set()
+        thread.join()
+    if failure:
+        raise Unavailable(
+            f"cannot create mount namespace '{mnt_path.name}': {failure[0]}"
+        ) from failure[0]
+    return warnings
+
+
+def _detach(target: str) -> None:
+    try:
+        umount(target, MNT_DETACH)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.ENOENT):  # not a mount point, or no such path
+            raise
+
+
+def _namespace_mount_points() -> list[str]:
+    """The calling thread's nsfs mounts, deepest first."""
+    points = []
+    with open("/proc/thread-self/mountinfo") as mountinfo:
+        for line in mountinfo:
+            fields = line.split()
+            if fields[fields.index("-") + 1] == "nsfs":
+                points.append(_unescape(fields[4]))
+    return sorted(points, key=lambda point: point.count("/"), reverse=True)
+
+
+def _unescape(field: str) -> str:
+    # mountinfo writes space, tab, newline and backslash as three-digit octal escapes.
+    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
 
 
 def remove(path: Path) -> None:

@@ -69,13 +69,15 @@ def ruleset(daemon: Daemon) -> list[dict]:
 
 def snapshot(daemon: Daemon) -> dict:
     """Everything a refused or rolled-back operation must leave as it was."""
-    netns_dir = daemon.root / "run" / "netns"
+    namespace_dirs = (daemon.root / "run" / "netns", daemon.root / "run" / "mntns")
     return {
         "links": host_links(daemon),
         "addresses": host_addresses(daemon),
         "routes": host_routes(daemon),
         "firewall": ruleset(daemon),
-        "namespace files": sorted(path.name for path in netns_dir.iterdir()),
+        "namespace files": sorted(
+            path.name for directory in namespace_dirs for path in directory.iterdir()
+        ),
         "mounts": sorted(mount.mount_point for mount in mounts_under(daemon.root)),
         "network ls": daemon.cli("network", "ls", "--no-trunc").stdout,
         "ps -a": daemon.cli("ps", "-a", "-q", "--no-trunc").stdout,

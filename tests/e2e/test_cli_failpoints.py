@@ -34,6 +34,7 @@ OPERATIONS = {
     "create_network.firewall": (CREATE_NETWORK, ["network", "rm", "fresh"]),
     "create_container.store": (RUN, ["rm", "-f", "fresh"]),
     "create_container.sandbox": (RUN, ["rm", "-f", "fresh"]),
+    "create_container.mount": (RUN, ["rm", "-f", "fresh"]),
     "create_container.endpoint": (RUN, ["rm", "-f", "fresh"]),
     "create_container.ports": (RUN, ["rm", "-f", "fresh"]),
     "create_container.commit": (RUN, ["rm", "-f", "fresh"]),

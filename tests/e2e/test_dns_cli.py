@@ -285,6 +285,38 @@ def test_each_container_gets_its_own_resolv_conf_and_hosts(world: World) -> None
     assert no_server.answers == [] and no_server.status == "no answer", no_server.output
 
 
+def test_a_running_process_sees_its_files_change_in_place_on_connect(
+    world: World, tmp_path: Path
+) -> None:
+    """The files are bind-mounted once, in the container's mount namespace: a process started
+    with ``run -d`` before a ``network connect`` reads the new address and server there."""
+    daemon = world.daemon
+    trigger, seen = tmp_path / "trigger", tmp_path / "seen"
+    script = (
+        f"while :; do if [ -e {trigger} ]; then cat /etc/hosts /etc/resolv.conf > {seen}.new"
+        f" && mv {seen}.new {seen} && rm {trigger}; fi; sleep 0.05; done"
+    )
+    daemon.cli("run", "-d", "--name", "reader", "--", "sh", "-c", script)
+
+    def read_again() -> str:
+        seen.unlink(missing_ok=True)
+        trigger.touch()
+        deadline = time.monotonic() + 10
+        while not seen.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return seen.read_text()
+
+    before = read_again()
+    assert "nameserver 127.0.0.11" not in before.splitlines(), before
+    daemon.cli("network", "connect", "front", "reader")
+    address = addresses(daemon, "reader", "front")
+
+    after = read_again()
+    assert re.search(rf"^{re.escape(address)}\s+\w+ reader$", after, re.MULTILINE), after
+    assert "nameserver 127.0.0.11" in after.splitlines(), after
+    assert address not in before
+
+
 def test_nothing_listens_on_port_53_in_the_host_namespace(world: World) -> None:
     listening = world.daemon.exec_in_host("ss", "-H", "-lntu").stdout
     ports = [line.split()[4].rsplit(":", 1)[1] for line in listening.splitlines()]

@@ -243,8 +243,8 @@ def test_host_mode_runs_in_the_host_namespace(engine: EngineThread) -> None:
     assert inside == engine.host_ifnames()
     assert {"eth0", "nsnet0"} <= inside
     assert "192.0.2.1/24" in addresses
-    assert container.netns_path == ""
-    assert not list(engine.netns_dir.iterdir())
+    assert container.netns_path == container.mnt_path == ""
+    assert not engine.namespace_files()
 
 
 def test_container_mode_shares_the_namespace_of_a_running_container(
@@ -374,7 +374,7 @@ def test_a_container_is_removed_with_its_veth_and_namespace_files(engine: Engine
 
     engine.drain()
     assert engine.host_link(endpoint.host_ifname) is None
-    assert not list(engine.netns_dir.iterdir())
+    assert not engine.namespace_files()
     assert not engine.paths.container_dir(container.id).exists()
     with pytest.raises(NotFound, match="No such container: brief"):
         engine.get_container("brief")
@@ -384,7 +384,7 @@ def test_ip_on_the_default_bridge_is_refused(engine: EngineThread) -> None:
     with pytest.raises(InvalidArgument, match="user defined networks only"):
         engine.create_container(ContainerCreate(name="pinned", ip_address="172.17.0.50"))
 
-    assert not list(engine.netns_dir.iterdir())
+    assert not engine.namespace_files()
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import os
 import secrets
 import signal
 from ipaddress import IPv4Network
+from pathlib import Path
 
 import pytest
 
@@ -236,24 +237,32 @@ def test_reconcile_removes_nsnet_links_and_sandboxes_without_records(
 
     assert engine.host_link(doomed.bridge_name) is None
     assert engine.host_link(doomed_endpoint.host_ifname) is None
-    assert not any(path.name.startswith(victim.id) for path in engine.netns_dir.iterdir())
+    assert not any(path.name.startswith(victim.id) for path in engine.namespace_files())
     assert not any(victim.id in mount.mount_point for mount in mounts_under(engine.root))
+    assert not engine.paths.container_dir(victim.id).exists()
+    assert engine.paths.container_dir(survivor.id).exists()
     assert engine.host_link(kept_endpoint.host_ifname)["master"] == "nsnet0"
     assert engine.ping("survivor", "172.17.0.1")
     assert_foreign_links_intact(engine)
 
 
 def test_leftover_namespace_files_without_a_container_are_removed_at_open(
-    engine: EngineThread,
+    engine: EngineThread, tmp_path
 ) -> None:
     ghost_id = secrets.token_hex(32)
-    engine.call(lambda: engine.engine.sandboxes.create(ghost_id, "ghost"))
-    ghost = engine.netns_dir / ghost_id
-    assert namespace.is_mounted_namespace(ghost)
+    sandboxes = engine.engine.sandboxes
+    netns_path, _ = engine.call(sandboxes.create, ghost_id, "ghost")
+    (tmp_path / "resolv.conf").touch()
+    (tmp_path / "hosts").touch()
+    engine.call(
+        sandboxes.create_mount, ghost_id, netns_path, tmp_path / "resolv.conf", tmp_path / "hosts"
+    )
+    ghosts = [engine.netns_dir / ghost_id, engine.mntns_dir / f"{ghost_id}.mnt"]
+    assert all(namespace.is_mounted_namespace(ghost) for ghost in ghosts)
 
     engine.reopen()
 
-    assert not ghost.exists()
+    assert not any(ghost.exists() for ghost in ghosts)
     assert not (engine.netns_dir / f"{ghost_id}.uts").exists()
     assert not any(ghost_id in mount.mount_point for mount in mounts_under(engine.root))
 
@@ -302,8 +311,8 @@ def same_but_namespaces(taken: dict) -> dict:
 
 
 def lose_sandboxes(runner: EngineThread) -> None:
-    """Unmount and delete every namespace file, as a reboot empties /run."""
-    for path in sorted(runner.netns_dir.iterdir()):
+    """Unmount and delete every namespace file (network, UTS, mount), as a reboot empties /run."""
+    for path in runner.namespace_files():
         namespace.remove(path)
 
 
@@ -347,6 +356,53 @@ def test_lost_sandboxes_are_rebuilt_even_while_their_veths_linger(engine: Engine
     assert engine.ping("quick1", "172.17.0.3")
 
 
+def test_a_lost_mount_namespace_is_recreated_at_restart(engine: EngineThread) -> None:
+    container = engine.create_container(ContainerCreate(name="remounted"))
+    before = snapshot(engine)
+    netns = namespace.inode(container.netns_path)
+
+    engine.close()
+    namespace.remove(Path(container.mnt_path))
+    engine.open()
+
+    assert same_but_namespaces(snapshot(engine)) == same_but_namespaces(before)
+    assert namespace.inode(container.netns_path) == netns  # only the mount namespace is new
+    assert namespace.is_mounted_namespace(container.mnt_path)
+    hosts = engine.exec("remounted", "cat", "/etc/hosts", check=True).stdout
+    assert f"172.17.0.2\t{container.id[:12]} remounted" in hosts.splitlines(), hosts
+    assert engine.exec("remounted", "ls", "/sys/class/net", check=True).stdout.split() == [
+        "eth0",
+        "lo",
+    ]
+
+
+def test_mount_namespaces_follow_network_namespaces_rebuilt_at_restart(
+    engine: EngineThread,
+) -> None:
+    """A /sys mounted from a lost network namespace lists nothing: the restart re-creates the
+    mount namespaces over the new one, a container:<name> container's included."""
+    engine.create_container(ContainerCreate(name="owner", command=["sleep", "300"]))
+    engine.start("owner")
+    guest = engine.create_container(ContainerCreate(name="guest", network="container:owner"))
+    engine.stop_container("owner", timeout=0)  # its process would keep the old namespace
+    before = snapshot(engine)
+
+    engine.close()
+    for path in sorted(engine.netns_dir.iterdir()):  # the network namespaces only
+        namespace.remove(path)
+    engine.open()
+
+    assert same_but_namespaces(snapshot(engine)) == same_but_namespaces(before)
+    for name in ("owner", "guest"):
+        listed = engine.exec(name, "ls", "/sys/class/net", check=True).stdout.split()
+        assert listed == ["eth0", "lo"], name
+    owner_eth0 = engine.exec_json("owner", "link", "show", "dev", "eth0")[0]["address"]
+    assert engine.exec("guest", "cat", "/sys/class/net/eth0/address").stdout.strip() == (
+        owner_eth0
+    )
+    assert namespace.is_mounted_namespace(guest.mnt_path)
+
+
 def test_force_removal_stops_a_running_container(engine: EngineThread) -> None:
     engine.create_container(ContainerCreate(name="doomed", command=["sleep", "300"]))
     container = engine.start("doomed")
@@ -355,7 +411,7 @@ def test_force_removal_stops_a_running_container(engine: EngineThread) -> None:
 
     assert wait_until(lambda: not process_alive(container.pid))
     assert "doomed" not in {each.name for each in engine.list_containers(all=True)}
-    assert not list(engine.netns_dir.iterdir())
+    assert not engine.namespace_files()
     engine.drain()
     assert not any(name.startswith("veth") for name in engine.host_ifnames())
 
@@ -372,4 +428,4 @@ def test_an_auto_remove_detached_container_goes_when_its_process_ends(
         return "ephemeral" not in {each.name for each in engine.list_containers(all=True)}
 
     assert wait_until(gone)
-    assert not list(engine.netns_dir.iterdir())
+    assert not engine.namespace_files()

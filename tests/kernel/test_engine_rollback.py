@@ -119,6 +119,23 @@ SCENARIOS: dict[str, dict[str, Scenario]] = {
                 )
             )
         ),
+        # Its own mount namespace over the resident's network namespace, and nothing else.
+        "container mode": Scenario(
+            lambda runner: runner.create_container(
+                ContainerCreate(name="guest", network="container:resident")
+            ),
+            misses=frozenset(
+                {
+                    "create_container.sandbox",
+                    "create_container.endpoint",
+                    "create_container.ports",
+                }
+            ),
+        ),
+        "none mode": Scenario(
+            lambda runner: runner.create_container(ContainerCreate(name="loner", network="none")),
+            misses=frozenset({"create_container.endpoint", "create_container.ports"}),
+        ),
     },
     "connect": {
         "connect": Scenario(

@@ -8,7 +8,9 @@ main thread, which stays in the machine's namespace and inspects the host with `
 
 ``snapshot`` records everything an engine operation may change: the host's links (name, kind,
 master, alias, IPv4 addresses) and IPv4 routes, every sandbox's links and routes, the namespace
-files and nsfs mounts under the root, the container directories, and the store's rows.
+files (network, UTS and mount) and nsfs mounts under the root, every mount inside each
+sandbox's mount namespace, the processes in sandboxes, the container directories and files,
+and the store's rows.
 """
 
 import json
@@ -26,8 +28,8 @@ import pytest
 from nsnet.engine import Engine
 from nsnet.kernel import namespace
 from nsnet.paths import Paths
-from tests.support.cleanup import clean_root, mounts_under, network_namespaces_under
-from tests.support.netns import pids_in_namespaces, run
+from tests.support.cleanup import clean_root, mounts_under, pids_in_sandboxes
+from tests.support.netns import run
 from tests.support.topology import HostWithOutside
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -148,6 +150,14 @@ class EngineThread:
     @property
     def netns_dir(self) -> Path:
         return self.paths.netns_dir
+
+    @property
+    def mntns_dir(self) -> Path:
+        return self.paths.mntns_dir
+
+    def namespace_files(self) -> list[Path]:
+        """Every namespace file of every sandbox (network, UTS and mount)."""
+        return sorted([*self.netns_dir.iterdir(), *self.mntns_dir.iterdir()])
 
     def host(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
         """Run ``argv`` in the host namespace."""
@@ -302,23 +312,52 @@ def snapshot(runner: EngineThread) -> dict:
         for name in netns_files
         if not name.endswith(".uts") and namespace.is_mounted_namespace(runner.netns_dir / name)
     }
+    mntns_files = sorted(path.name for path in runner.mntns_dir.iterdir())
     containers_dir = runner.paths.containers_dir
-    sandbox_namespaces = network_namespaces_under(runner.root)
     return {
         "host links": _links(runner.host_path, with_mac=False),
         "host routes": _routes(runner.host_path),
         "host nftables": _nftables(runner.host_path),
         "netns files": netns_files,
+        "mntns files": mntns_files,
         "sandboxes": sandboxes,
+        "sandbox mounts": {
+            name: sandbox_mounts(runner.mntns_dir / name)
+            for name in mntns_files
+            if namespace.is_mounted_namespace(runner.mntns_dir / name)
+        },
         "nsfs mounts": sorted(
             (mount.mount_point, mount.root)
             for mount in mounts_under(runner.root)
             if mount.fs_type == "nsfs"
         ),
         "container dirs": sorted(path.name for path in containers_dir.iterdir()),
-        "sandbox processes": sorted(pids_in_namespaces(sandbox_namespaces)),
+        "container files": sorted(
+            str(path.relative_to(containers_dir)) for path in containers_dir.glob("*/*")
+        ),
+        "sandbox processes": sorted(pids_in_sandboxes(runner.root)),
         "store": runner.store_rows(),
     }
+
+
+def sandbox_mounts(mnt_path: Path | str) -> list[str]:
+    """The mounts a sandbox's mount namespace adds to, or has over, the host's view.
+
+    Each is "<mount point> <fs type> <root>"; the root's source and the host's own mounts
+    (slaves of the machine's, which other runs change meanwhile) are left out.
+    """
+    inside = run(["nsenter", f"--mount={mnt_path}", "cat", "/proc/self/mountinfo"]).stdout
+    return sorted(
+        f"{fields[4]} {fields[fields.index('-') + 1]} {fields[3]}"
+        for fields in (line.split() for line in inside.splitlines())
+        if fields[4] in SANDBOX_MOUNT_POINTS
+    )
+
+
+# The mounts nsnet makes in a sandbox (/etc/resolv.conf may be a symlink on the host).
+SANDBOX_MOUNT_POINTS = tuple(
+    os.path.realpath(path) for path in ("/sys", "/etc/resolv.conf", "/etc/hosts")
+)
 
 
 def settled_snapshot(runner: EngineThread, expected: dict, timeout: float = 2.0) -> dict:

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from nsnet.kernel import namespace as kernel_namespace
 from tests.support.cleanup import (
     clean_root,
     mounts_under,
@@ -94,6 +95,39 @@ def test_clean_root_unmounts_namespace_files_and_kills_their_processes(tmp_path)
         assert orphan.wait(timeout=5) is not None
         assert mounts_under(root) == []
         assert not bind_file.exists()
+
+
+def test_clean_root_kills_processes_in_sandbox_mount_namespaces(tmp_path) -> None:
+    ignore = foreign_harness_items(created_names, created_directories, str(tmp_path))
+    before = Snapshot.take()
+    root = tmp_path / "root"
+    mntns_dir = root / "run" / "mntns"
+    kernel_namespace.ensure_private_directory(mntns_dir)
+    mnt_file = mntns_dir / "sandbox.mnt"
+    (tmp_path / "hosts").write_text("192.0.2.7\tsandboxed\n")
+
+    with NamespacePool() as pool:
+        sandbox = pool.create("sandbox")
+        binds = [(tmp_path / "hosts", "/etc/hosts")]
+        kernel_namespace.create_mount(mnt_file, sandbox.path, [mntns_dir], binds)
+        # In the sandbox's mount namespace only: its network namespace is the machine's.
+        orphan = subprocess.Popen(
+            ["nsenter", f"--mount={mnt_file}", "sh", "-c", "cat /etc/hosts; exec sleep 300"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert orphan.stdout.readline() == "192.0.2.7\tsandboxed\n"
+        leaked = differences(before, Snapshot.take(), ignore)
+        assert any(str(mnt_file) in item and "nsfs mnt:[" in item for item in leaked), leaked
+
+        assert clean_root(root) == []
+
+        assert orphan.wait(timeout=5) is not None
+        orphan.stdout.close()
+        assert mounts_under(root) == []
+        assert not mnt_file.exists()
+    assert_no_leaks(before, ignore)
 
 
 def test_leak_snapshot_names_what_leaked() -> None:

@@ -1,8 +1,9 @@
 """Forced cleanup of a daemon's root directory: processes, mounts and namespace files.
 
 Used after nsnetd or dockerd has stopped (or crashed), so that a failing test leaves nothing
-behind: every process inside one of the test's network namespaces is killed, every mount under
-the root is lazily unmounted, and the files that were namespace bind mounts are deleted.
+behind: every process inside one of the test's network namespaces, or inside a sandbox's mount
+namespace, is killed, every mount under the root is lazily unmounted, and the files that were
+namespace bind mounts are deleted.
 """
 
 import os
@@ -73,14 +74,31 @@ def mounts_under(path: str | os.PathLike) -> list[Mount]:
     return sorted(found, key=lambda mount: mount.mount_point.count("/"), reverse=True)
 
 
-def network_namespaces_under(path: str | os.PathLike) -> set[int]:
-    """Inodes of the network namespaces bind-mounted at or below ``path``."""
+def namespaces_under(path: str | os.PathLike, kind: str) -> set[int]:
+    """Inodes of the ``kind`` namespaces (net, mnt...) bind-mounted at or below ``path``."""
     inodes = set()
     for mount in mounts_under(path):
         namespace = mount.namespace
-        if namespace and namespace[0] == "net":
+        if namespace and namespace[0] == kind:
             inodes.add(namespace[1])
     return inodes
+
+
+def network_namespaces_under(path: str | os.PathLike) -> set[int]:
+    """Inodes of the network namespaces bind-mounted at or below ``path``."""
+    return namespaces_under(path, "net")
+
+
+def mount_namespaces_under(path: str | os.PathLike) -> set[int]:
+    """Inodes of the mount namespaces bind-mounted at or below ``path`` (sandboxes')."""
+    return namespaces_under(path, "mnt")
+
+
+def pids_in_sandboxes(path: str | os.PathLike) -> set[int]:
+    """Processes inside a network or mount namespace bind-mounted at or below ``path``."""
+    return set(pids_in_namespaces(network_namespaces_under(path))) | set(
+        pids_in_namespaces(mount_namespaces_under(path), "mnt")
+    )
 
 
 def pids_with_environment(name: str, value: str) -> list[int]:
@@ -106,8 +124,9 @@ def clean_root(
 ) -> list[str]:
     """Kill, unmount and delete what a stopped daemon left under ``root``.
 
-    Kills every process inside the network namespaces at ``namespace_paths`` or bind-mounted
-    under ``root``, and every process whose environment holds ``environment`` (name, value);
+    Kills every process inside the network namespaces at ``namespace_paths``, inside the
+    network or mount namespaces bind-mounted under ``root``, and every process whose
+    environment holds ``environment`` (name, value);
     then lazily unmounts every mount under ``root`` and deletes the files that were mount
     points. Returns a description of each thing that could not be cleaned.
     """
@@ -115,12 +134,12 @@ def clean_root(
     root = Path(os.path.realpath(root))
 
     # Processes first: a process inside a namespace keeps it alive whatever is unmounted.
-    inodes = network_namespaces_under(root)
+    inodes = set()
     for path in namespace_paths:
         inode = namespace_inode(path)
         if inode is not None:
             inodes.add(inode)
-    pids = set(pids_in_namespaces(inodes))
+    pids = set(pids_in_namespaces(inodes)) | pids_in_sandboxes(root)
     if environment is not None:
         pids.update(pids_with_environment(*environment))
     survivors = kill_and_wait(sorted(pids))

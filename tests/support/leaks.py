@@ -1,8 +1,9 @@
 """Snapshots of the machine's own network namespace, to prove a test left nothing behind.
 
 A ``Snapshot`` records link names, addresses, routes, ``ip netns list``, the mounts in
-/proc/self/mountinfo (namespace files among them) and the nftables tables of the namespace the
-tests run in (the machine's own). ``assert_no_leaks(before)`` names every difference.
+/proc/self/mountinfo (among them the network, UTS and mount namespace files of sandboxes, and
+the directories that hold them) and the nftables tables of the namespace the tests run in (the
+machine's own). ``assert_no_leaks(before)`` names every difference.
 """
 
 import json

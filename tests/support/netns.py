@@ -77,18 +77,18 @@ def namespace_inode(path: str | os.PathLike) -> int | None:
         return None
 
 
-def process_namespace_inode(pid: int) -> int | None:
-    """The inode of the network namespace of process ``pid``, or None if it is gone."""
-    return namespace_inode(f"/proc/{pid}/ns/net")
+def process_namespace_inode(pid: int, kind: str = "net") -> int | None:
+    """The inode of the ``kind`` namespace (net, mnt...) of process ``pid``, or None if gone."""
+    return namespace_inode(f"/proc/{pid}/ns/{kind}")
 
 
-def pids_in_namespaces(inodes: set[int]) -> list[int]:
-    """Every process whose network namespace is one of ``inodes`` (this process excluded)."""
+def pids_in_namespaces(inodes: set[int], kind: str = "net") -> list[int]:
+    """Every process whose ``kind`` namespace is one of ``inodes`` (this process excluded)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
-        if process_namespace_inode(int(entry)) in inodes:
+        if process_namespace_inode(int(entry), kind) in inodes:
             found.append(int(entry))
     return found
 
