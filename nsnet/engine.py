@@ -1388,11 +1388,34 @@ class Engine:
         with self.store.transaction():
             self.store.put_container(container)
         log.info("container %s: process %d exited (%d)", container.name, container.pid, exit_code)
+        self._end_leftover_processes(container)
         try:
             self.firewall.remove_bindings(bindings)  # its host ports are free again
         except NsnetError as error:
             # The next start of the daemon renders the tables from the store again.
             log.warning("container %s: cannot unpublish its ports: %s", container.name, error)
+
+    def _end_leftover_processes(self, container: Container) -> None:
+        """Kill what the container's process left running (daemons it forked, exec'd
+        commands): a Docker container's processes end with its first one, as its pid
+        namespace does. They are found by the container's mount namespace; a host-mode
+        container has none of its own, so only its process is the container's.
+        """
+        if not container.mnt_path:
+            return
+        try:
+            leftovers = namespace.processes_in(container.mnt_path, "mnt")
+        except OSError:
+            return  # the namespace is gone, and with it every process in it
+        for pid in leftovers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if leftovers:
+            log.info(
+                "container %s: killed %d processes its process left running",
+                container.name,
+                len(leftovers),
+            )
 
     def reap(self) -> list[str]:
         """Notice processes that ended; return the ids of the containers that stopped.

@@ -280,6 +280,24 @@ def inode(path: str | Path) -> int:
     return os.stat(path).st_ino
 
 
+def processes_in(namespace_path: str | Path, kind: str) -> list[int]:
+    """The processes (other than this one) whose ``kind`` namespace ("mnt", "net"...) is the
+    one kept at ``namespace_path``."""
+    target = os.stat(namespace_path)
+    own = os.getpid()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == own:
+            continue
+        try:
+            held = os.stat(f"/proc/{entry.name}/ns/{kind}")
+        except OSError:
+            continue  # gone meanwhile, or a kernel thread
+        if (held.st_dev, held.st_ino) == (target.st_dev, target.st_ino):
+            found.append(int(entry.name))
+    return found
+
+
 @contextlib.contextmanager
 def entered(netns_path: str | Path) -> Iterator[None]:
     """Run the body with the calling thread inside the network namespace at ``netns_path``."""
