@@ -1,6 +1,7 @@
 """The FastAPI application: Docker Engine API 1.41 over one engine.
 
-Every route is also served under a ``/vN.NN`` prefix, every answer carries Docker's
+Every route is also served under a ``/vN.NN`` prefix naming an API version from 1.12 to 1.41
+(another version is refused with 400, as Docker refuses it), every answer carries Docker's
 ``Api-Version`` / ``Ostype`` / ``Server`` headers, and every error is ``{"message": "..."}``
 with the status of the ``NsnetError`` category (a bug is a 500). The engine is not thread-safe
 and its pyroute2 handles belong to the thread that opened them, so every engine call, from
@@ -37,8 +38,8 @@ REAP_INTERVAL = 0.5
 STOP_POLL_INTERVAL = 0.05  # how often a stop looks whether the process has ended
 KILL_WAIT = 5.0  # how long a SIGKILLed process may take to be gone before it counts as killed
 
-# /v1.41/networks -> /networks; Docker accepts any version here within its range, nsnet any.
-VERSION_PREFIX = re.compile(r"^/v[0-9]+(\.[0-9]+)?(?=/)")
+# /v1.41/networks -> /networks, for any version from MIN_API_VERSION to API_VERSION.
+VERSION_PREFIX = re.compile(r"^/v(?P<version>[0-9]+(?:\.[0-9]+)*)(?=/)")
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -77,6 +78,7 @@ class DockerCompat:
             return
 
         match = VERSION_PREFIX.match(scope["path"])
+        problem = version_problem(match["version"]) if match else None
         if match:
             path = scope["path"][match.end() :]
             scope = dict(scope, path=path, raw_path=path.encode())
@@ -90,6 +92,11 @@ class DockerCompat:
                 message = dict(message, headers=[*message.get("headers", []), *self.headers])
             await send(message)
 
+        if problem is not None:
+            # Before any route, as Docker's version middleware: the headers still go out.
+            await error_response(400, problem)(scope, receive, send_with_headers)
+            return
+
         try:
             await self.app(scope, receive, send_with_headers)
         except Exception:
@@ -97,6 +104,28 @@ class DockerCompat:
             # logged); the answer is out, so the server need not log a second traceback.
             if not started:
                 raise
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """``"1.41"`` as ``(1, 41)``, compared as Docker compares versions (1.5 < 1.41 = 1.41.0)."""
+    parts = [int(part) for part in version.split(".")]
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
+
+
+def version_problem(version: str) -> str | None:
+    """Why a request for API ``version`` is refused (Docker's words), or None."""
+    if version_key(version) > version_key(API_VERSION):
+        return (
+            f"client version {version} is too new. Maximum supported API version is {API_VERSION}"
+        )
+    if version_key(version) < version_key(MIN_API_VERSION):
+        return (
+            f"client version {version} is too old. Minimum supported API version is"
+            f" {MIN_API_VERSION}, please upgrade your client to a newer version"
+        )
+    return None
 
 
 def error_response(status: int, message: str) -> JSONResponse:

@@ -174,3 +174,26 @@ def test_inspect_format_templates_print_what_dockers_print(daemon: Daemon) -> No
         assert shown.returncode == 0 and shown.stdout.count("\n") == 2, (template, shown)
 
     daemon.cli("rm", "-f", "web", "db")
+
+
+def test_the_docker_cli_negotiates_down_and_versions_out_of_range_are_refused(
+    daemon: Daemon,
+) -> None:
+    """Regression: any /vN.NN prefix was served, 9.99 and 1.11 alike."""
+    negotiated = daemon.docker("version", "--format", "{{.Client.APIVersion}}")
+    assert negotiated.stdout.strip() == "1.41", negotiated.stdout
+    assert daemon.docker("network", "ls", "-q").stdout.count("\n") == 3
+
+    pinned = daemon.docker("network", "ls", env={"DOCKER_API_VERSION": "9.99"}, check=False)
+    assert pinned.returncode != 0
+    assert (
+        "Error response from daemon: client version 9.99 is too new."
+        " Maximum supported API version is 1.41"
+    ) in pinned.stderr, pinned.stderr
+    assert daemon.docker("network", "ls", env={"DOCKER_API_VERSION": "1.24"}).returncode == 0
+
+    too_old = daemon.api("GET", "/v1.11/networks")
+    assert too_old.status == 400
+    assert too_old.json()["message"].startswith(
+        "client version 1.11 is too old. Minimum supported API version is 1.12"
+    ), too_old.json()

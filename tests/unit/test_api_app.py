@@ -9,6 +9,7 @@ import time
 import pytest
 from test_api_fakes import FakeEngine, served
 
+from nsnet.api.app import version_problem
 from nsnet.client import Client
 from nsnet.errors import Conflict, Forbidden, InvalidArgument, NotFound
 
@@ -53,13 +54,57 @@ def test_ping_answers_head_without_a_body(client: Client) -> None:
     assert status == 200 and body == b"" and headers["api-version"] == "1.41"
 
 
-@pytest.mark.parametrize("prefix", ["", "/v1.41", "/v1.24", "/v1.50"])
+@pytest.mark.parametrize("prefix", ["", "/v1.41", "/v1.24", "/v1.12", "/v1.41.0"])
 def test_every_route_is_served_with_and_without_a_version_prefix(
     client: Client, prefix: str
 ) -> None:
     names = [network["Name"] for network in client.get(f"{prefix}/networks")]
 
     assert sorted(names) == ["bridge", "host", "none"]
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        ("9.99", "client version 9.99 is too new. Maximum supported API version is 1.41"),
+        ("1.42", "client version 1.42 is too new. Maximum supported API version is 1.41"),
+        ("1.41.1", "client version 1.41.1 is too new. Maximum supported API version is 1.41"),
+        ("2", "client version 2 is too new. Maximum supported API version is 1.41"),
+        (
+            "1.11",
+            "client version 1.11 is too old. Minimum supported API version is 1.12,"
+            " please upgrade your client to a newer version",
+        ),
+        (
+            "0.9",
+            "client version 0.9 is too old. Minimum supported API version is 1.12,"
+            " please upgrade your client to a newer version",
+        ),
+    ],
+)
+def test_a_version_prefix_out_of_range_is_refused_as_docker_refuses_it(
+    client: Client, engine: FakeEngine, version: str, message: str
+) -> None:
+    """Regression: /v9.99/networks and /v1.11/networks used to answer like /v1.41/networks."""
+    for method, path in (
+        ("GET", f"/v{version}/networks"),
+        ("GET", f"/v{version}/_ping"),
+        ("POST", f"/v{version}/networks/create"),
+    ):
+        status, headers, body = raw(client, method, path, body=b'{"Name": "refused"}')
+
+        assert status == 400, (method, path)
+        assert json.loads(body) == {"message": message}
+        assert headers["api-version"] == "1.41"  # so that a client can negotiate down
+    assert "refused" not in [network.name for network in engine.networks.values()]
+    with pytest.raises(InvalidArgument, match=f"client version {version} is too"):
+        client.get(f"/v{version}/version")
+
+
+def test_versions_compare_number_by_number() -> None:
+    assert version_problem("1.5") is not None  # 5 < 12: older than the minimum
+    assert version_problem("1.12") is None and version_problem("1.41.0") is None
+    assert version_problem("1.100") is not None
 
 
 def test_version_claims_api_1_41(client: Client) -> None:
