@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
 from nsnet import failpoints, ipam
 from nsnet.cluster.config import ClusterConfig
@@ -55,6 +56,9 @@ from nsnet.paths import Paths
 from nsnet.sandbox import Sandboxes
 
 log = logging.getLogger(__name__)
+
+# In a container's directory: what its detached processes write, stdout and stderr as one.
+OUTPUT_LOG = "output.log"
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")  # Docker's, for containers
 NETWORK_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -996,6 +1000,7 @@ class Engine:
             dns_search=list(request.dns_search),
             dns_options=list(request.dns_options),
             extra_hosts=list(request.extra_hosts),
+            tty=request.tty,
         )
         try:
             check_container_dns(container)
@@ -1149,7 +1154,7 @@ class Engine:
             return container
         if not container.command:
             raise InvalidArgument(f"cannot start container '{container.name}': it has no command")
-        log_path = self.paths.container_dir(container.id) / "output.log"
+        log_path = self.paths.container_dir(container.id) / OUTPUT_LOG
         log_path.parent.mkdir(mode=0o700, exist_ok=True)
 
         failpoints.hit("start_container.spawn")
@@ -1381,9 +1386,19 @@ class Engine:
                 path.unlink()
             directory.rmdir()
 
-    def logs(self, ref: str) -> bytes:
+    def log_file(self, ref: str) -> tuple[Container, Path]:
+        """The container and the file its detached process writes to (it may not exist yet).
+
+        stdout and stderr go to this one file, in the order written, without times: which
+        stream a line came from and when is not kept. A foreground process's output goes to
+        the client's terminal and is not kept at all.
+        """
         container = self.get_container(ref)
-        path = self.paths.container_dir(container.id) / "output.log"
+        return container, self.paths.container_dir(container.id) / OUTPUT_LOG
+
+    def logs(self, ref: str) -> bytes:
+        """All the output a container's detached processes wrote (stdout and stderr merged)."""
+        _, path = self.log_file(ref)
         return path.read_bytes() if path.exists() else b""
 
     # Overlay networks across hosts (the cluster store, the gateway bridge)
