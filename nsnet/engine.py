@@ -1392,6 +1392,10 @@ class Engine:
         stdout and stderr go to this one file, in the order written, without times: which
         stream a line came from and when is not kept. A foreground process's output goes to
         the client's terminal and is not kept at all.
+
+        TODO: keeping the streams apart with times (for logs' stderr, timestamps, since and
+        until) needs something between the process and the file, a relay that would have to
+        outlive the daemon as the process does; the daemon is not in the data path today.
         """
         container = self.get_container(ref)
         return container, self.paths.container_dir(container.id) / OUTPUT_LOG
