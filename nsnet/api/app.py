@@ -548,7 +548,7 @@ class LogOptions:
                 "cannot show timestamps: nsnet does not record when a container wrote its output"
             )
         for name in ("since", "until"):
-            if request.query_params.get(name, "").strip() not in ("", "0"):
+            if names_a_time(request.query_params.get(name, "")):
                 raise InvalidArgument(
                     f"cannot select logs by time ('{name}'): nsnet does not record when a"
                     " container wrote its output"
@@ -558,6 +558,15 @@ class LogOptions:
         except ValueError as error:
             raise InvalidArgument(f"invalid query parameter 'tail': {error}") from error
         return cls(tail=tail, follow=query_bool(request, "follow"))
+
+
+def names_a_time(value: str) -> bool:
+    """Whether a ``since``/``until`` value limits anything: empty and zero (``0``,
+    ``0.000000000``, as clients send it) mean no limit, as in Docker."""
+    try:
+        return float(value or 0) != 0
+    except ValueError:
+        return True  # a time in another form, which Docker would read too
 
 
 def open_log(path: Path, tail: int | None) -> BinaryIO | None:
