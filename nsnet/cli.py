@@ -19,7 +19,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 from typing import Any
 
@@ -93,8 +93,9 @@ class Daemon:
     def delete(self, path: str, query: dict | None = None) -> None:
         self.call(self.client.delete, path, query=query)
 
-    def raw(self, method: str, path: str) -> bytes:
-        return self.call(self.client.request, method, path)[1]
+    def stream(self, path: str, query: dict | None = None) -> Iterator[bytes]:
+        """GET ``path``; its body in pieces as they arrive."""
+        return self.call(self.client.stream, "GET", path, query=query)[1]
 
     def start(self) -> None:
         """Start nsnetd in the background and wait until it answers ``_ping``."""
@@ -952,14 +953,58 @@ def format_inspected(found: list[Any], template: str | None) -> str:
 
 
 @cli.command("logs", context_settings=CONTEXT)
+@click.option("-f", "--follow", is_flag=True, help="Follow log output")
+@click.option(
+    "-n",
+    "--tail",
+    default="all",
+    show_default=True,
+    help="Number of lines to show from the end of the logs",
+)
+@click.option("-t", "--timestamps", is_flag=True, help="Show timestamps")
 @click.argument("container")
 @click.pass_context
-def logs(context: click.Context, container: str) -> None:
-    """Fetch the output of a container's detached command."""
-    output = daemon_of(context).raw("GET", f"/containers/{quote_ref(container)}/logs")
+def logs(context: click.Context, follow: bool, tail: str, timestamps: bool, container: str) -> int:
+    """Fetch the output of a container's detached command.
+
+    As the docker CLI does: the container's Config.Tty says whether the answer is the raw
+    output or Docker's frames, whose stdout and stderr go to ours.
+    """
+    from nsnet.logstream import STDERR, SYSTEM_ERROR, Demultiplexer, FrameError
+
+    daemon = daemon_of(context)
+    details = daemon.get(f"/containers/{quote_ref(container)}/json")
+    query = {"stdout": "1", "stderr": "1", "tail": tail}
+    if follow:
+        query["follow"] = "1"
+    if timestamps:
+        query["timestamps"] = "1"
+    pieces = daemon.stream(f"/containers/{details['Id']}/logs", query)
+
+    tty = bool((details.get("Config") or {}).get("Tty"))
+    demultiplexer = None if tty else Demultiplexer()
     sys.stdout.flush()
-    sys.stdout.buffer.write(output)
-    sys.stdout.buffer.flush()
+    try:
+        for piece in pieces:
+            if demultiplexer is None:
+                write_now(sys.stdout, piece)
+                continue
+            for stream, payload in demultiplexer.feed(piece):
+                write_now(sys.stderr if stream in (STDERR, SYSTEM_ERROR) else sys.stdout, payload)
+        if demultiplexer is not None:
+            demultiplexer.close()
+    except FrameError as error:
+        click.echo(f"Error: {error}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130  # ^C ends a follow; nothing more to say
+    return 0
+
+
+def write_now(stream: Any, data: bytes) -> None:
+    """``data`` on ``stream`` at once (a followed log is read as it comes)."""
+    stream.buffer.write(data)
+    stream.buffer.flush()
 
 
 @cli.command("port", context_settings=CONTEXT)

@@ -10,6 +10,7 @@ reached is ``ConnectionFailed`` (an ``Unavailable``).
 
 import json
 import socket
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -57,8 +58,8 @@ class Answer:
         self.body = body
 
 
-def read_answer(connection: socket.socket, method: str) -> Answer:
-    """Read one HTTP/1.1 answer from ``connection``."""
+def read_head(connection: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """Read an answer's status line and headers; also return the body bytes read with them."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = connection.recv(65536)
@@ -76,43 +77,97 @@ def read_answer(connection: socket.socket, method: str) -> Answer:
     for line in lines[1:]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
+    return status, headers, body
 
+
+def iter_body(
+    connection: socket.socket, method: str, status: int, headers: dict[str, str], start: bytes
+) -> Iterator[bytes]:
+    """The body of an answer whose head ``read_head`` read, piece by piece as it arrives.
+
+    ``start`` is what came with the head. A body is delimited by its Content-Length, by
+    chunked encoding, or by the server's close.
+    """
     if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-        return Answer(status, headers, b"")
-    chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-    length = None if chunked else headers.get("content-length")
+        return
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        decoder = ChunkedDecoder()
+        data = start
+        while True:
+            payload = decoder.feed(data)
+            if payload:
+                yield payload
+            if decoder.done:
+                return
+            data = connection.recv(65536)
+            if not data:
+                raise ProtocolError("the daemon closed the connection inside a chunked answer")
+
+    length = headers.get("content-length")
+    remaining = int(length) if length is not None else None
+    data = start
     while True:
-        if length is not None and len(body) >= int(length):
-            return Answer(status, headers, body[: int(length)])
-        if chunked:
-            payload = dechunk(body)
-            if payload is not None:
-                return Answer(status, headers, payload)
-        chunk = connection.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    if chunked:
-        return Answer(status, headers, dechunk(body) or b"")
+        if remaining is not None:
+            data = data[:remaining]
+            remaining -= len(data)
+        if data:
+            yield data
+        if remaining == 0:
+            return
+        data = connection.recv(65536)
+        if not data:
+            return  # ended by the close (or cut short: the caller sees what came)
+
+
+def read_answer(connection: socket.socket, method: str) -> Answer:
+    """Read one HTTP/1.1 answer from ``connection``."""
+    status, headers, start = read_head(connection)
+    body = b"".join(iter_body(connection, method, status, headers, start))
     return Answer(status, headers, body)
 
 
-def dechunk(data: bytes) -> bytes | None:
-    """The payload of a complete chunked body; None while the last chunk has not arrived."""
-    payload = b""
-    position = 0
-    while True:
-        end = data.find(b"\r\n", position)
-        if end < 0:
-            return None
-        size = int(data[position:end].split(b";")[0] or b"0", 16)
-        if size == 0:
-            return payload
-        start = end + 2
-        if len(data) < start + size + 2:
-            return None
-        payload += data[start : start + size]
-        position = start + size + 2
+class ChunkedDecoder:
+    """The payload of a chunked body fed in pieces of any size."""
+
+    def __init__(self) -> None:
+        self._pending = b""
+        self._chunk_left = 0  # payload bytes of the current chunk still to come
+        self._expect_crlf = False  # the CRLF after a chunk's payload
+        self.done = False
+
+    def feed(self, data: bytes) -> bytes:
+        """The payload bytes in ``data`` (and what was left of earlier pieces)."""
+        pending = self._pending + data
+        payload = bytearray()
+        position = 0
+        while not self.done:
+            if self._chunk_left:
+                piece = pending[position : position + self._chunk_left]
+                payload += piece
+                position += len(piece)
+                self._chunk_left -= len(piece)
+                if self._chunk_left:
+                    break
+                self._expect_crlf = True
+            if self._expect_crlf:
+                if len(pending) - position < 2:
+                    break
+                position += 2
+                self._expect_crlf = False
+            end = pending.find(b"\r\n", position)
+            if end < 0:
+                break
+            size_text = pending[position:end].split(b";")[0].strip() or b"0"
+            try:
+                size = int(size_text, 16)
+            except ValueError as error:
+                raise ProtocolError(f"bad chunk size {size_text!r} in the answer") from error
+            position = end + 2
+            if size == 0:
+                self.done = True  # trailers, if any, are not read
+            self._chunk_left = size
+        self._pending = pending[position:]
+        return bytes(payload)
 
 
 def error_from_answer(status: int, body: bytes) -> NsnetError:
@@ -148,6 +203,23 @@ class Client:
         timeout: float | None = None,
     ) -> tuple[int, bytes]:
         """Send one request; return (status, body) or raise the error the answer carries."""
+        status, pieces = self.stream(method, path, body=body, query=query, timeout=timeout)
+        return status, b"".join(pieces)
+
+    def stream(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> tuple[int, Iterator[bytes]]:
+        """Send one request; return its status and its body as pieces as they arrive.
+
+        The request is sent and the head read before this returns, so an unreachable daemon
+        (``ConnectionFailed``) and an error answer are raised here; a failure while the body
+        arrives is raised by the iterator.
+        """
         if query:
             path += "?" + urlencode(
                 {name: value for name, value in query.items() if value is not None}
@@ -161,6 +233,7 @@ class Client:
             f"{method} {path} HTTP/1.1\r\nHost: nsnetd\r\nUser-Agent: nsnet\r\n"
             f"Connection: close\r\n{content_type}Content-Length: {len(payload)}\r\n\r\n"
         ).encode() + payload
+        where = f"unix://{self.socket_path}"
 
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         connection.settimeout(timeout or self.timeout)
@@ -169,27 +242,34 @@ class Client:
                 connection.connect(self.socket_path)
             except (FileNotFoundError, ConnectionRefusedError) as error:
                 raise ConnectionFailed(
-                    f"cannot connect to nsnetd at unix://{self.socket_path}:"
-                    f" {error.strerror or error}",
+                    f"cannot connect to nsnetd at {where}: {error.strerror or error}",
                     no_listener=True,
                 ) from error
             except OSError as error:
                 raise ConnectionFailed(
-                    f"cannot connect to unix://{self.socket_path}: {error.strerror or error}"
+                    f"cannot connect to {where}: {error.strerror or error}"
                 ) from error
             try:
                 connection.sendall(request)
-                answer = read_answer(connection, method)
+                status, headers, start = read_head(connection)
+                if status >= 400:
+                    answer = b"".join(iter_body(connection, method, status, headers, start))
+                    raise error_from_answer(status, answer)
             except OSError as error:
-                raise Unavailable(
-                    f"cannot {method} {path} on unix://{self.socket_path}: {error}"
-                ) from error
-        finally:
+                raise Unavailable(f"cannot {method} {path} on {where}: {error}") from error
+        except BaseException:
             connection.close()
+            raise
 
-        if answer.status >= 400:
-            raise error_from_answer(answer.status, answer.body)
-        return answer.status, answer.body
+        def pieces() -> Iterator[bytes]:
+            try:
+                yield from iter_body(connection, method, status, headers, start)
+            except OSError as error:
+                raise Unavailable(f"cannot {method} {path} on {where}: {error}") from error
+            finally:
+                connection.close()
+
+        return status, pieces()
 
     def get(self, path: str, query: dict[str, Any] | None = None) -> Any:
         """GET a JSON answer."""

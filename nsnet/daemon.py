@@ -223,7 +223,15 @@ def serve(
     from nsnet.api.app import create_app
     from nsnet.engine import Engine
 
+    engine = Engine(paths, dns_servers=dns, cluster=cluster)
+    application = create_app(engine)
+
     class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame) -> None:
+            # A followed log (docker logs -f) would hold the shutdown for its whole grace time.
+            application.stop_streams()
+            super().handle_exit(sig, frame)
+
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             # uvicorn re-raises the signal after shutting down, which would end us with the
@@ -238,11 +246,10 @@ def serve(
                 for number, handler in previous.items():
                     signal.signal(number, handler)
 
-    engine = Engine(paths, dns_servers=dns, cluster=cluster)
     if dns:
         log.info("upstream DNS servers for containers: %s", ", ".join(dns))
     config = uvicorn.Config(
-        create_app(engine),
+        application,
         log_config=None,
         log_level=log_level,
         access_log=debug,

@@ -60,6 +60,9 @@ from nsnet.sandbox import Sandboxes
 
 log = logging.getLogger(__name__)
 
+# In a container's directory: what its detached processes write, stdout and stderr as one.
+OUTPUT_LOG = "output.log"
+
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")  # Docker's, for containers
 NETWORK_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 NETWORK_NAME_LIMIT = 128
@@ -1119,6 +1122,7 @@ class Engine:
             dns_search=list(request.dns_search),
             dns_options=list(request.dns_options),
             extra_hosts=list(request.extra_hosts),
+            tty=request.tty,
         )
         try:
             check_container_dns(container)
@@ -1285,7 +1289,7 @@ class Engine:
             return container
         if not container.command:
             raise InvalidArgument(f"cannot start container '{container.name}': it has no command")
-        log_path = self.paths.container_dir(container.id) / "output.log"
+        log_path = self.paths.container_dir(container.id) / OUTPUT_LOG
         log_path.parent.mkdir(mode=0o700, exist_ok=True)
 
         with contextlib.ExitStack() as undo:
@@ -1575,9 +1579,23 @@ class Engine:
                 path.unlink()
             directory.rmdir()
 
-    def logs(self, ref: str) -> bytes:
+    def log_file(self, ref: str) -> tuple[Container, Path]:
+        """The container and the file its detached process writes to (it may not exist yet).
+
+        stdout and stderr go to this one file, in the order written, without times: which
+        stream a line came from and when is not kept. A foreground process's output goes to
+        the client's terminal and is not kept at all.
+
+        TODO: keeping the streams apart with times (for logs' stderr, timestamps, since and
+        until) needs something between the process and the file, a relay that would have to
+        outlive the daemon as the process does; the daemon is not in the data path today.
+        """
         container = self.get_container(ref)
-        path = self.paths.container_dir(container.id) / "output.log"
+        return container, self.paths.container_dir(container.id) / OUTPUT_LOG
+
+    def logs(self, ref: str) -> bytes:
+        """All the output a container's detached processes wrote (stdout and stderr merged)."""
+        _, path = self.log_file(ref)
         return path.read_bytes() if path.exists() else b""
 
     # Overlay networks across hosts (the cluster store, the gateway bridge)

@@ -144,6 +144,9 @@ class Container:
     started_at: str = ""
     finished_at: str = ""
     detached: bool = False  # the process is the daemon's (run -d) rather than a client's
+    # Asked for a TTY (Config.Tty): its logs are then the raw stream, not Docker's frames.
+    # TODO: a detached process gets no pseudo-terminal; its output goes to its log file as is.
+    tty: bool = False
     sysctls: dict[str, str] = field(default_factory=dict)
     mac_address: str | None = None  # requested for the first endpoint
     ip_address: str | None = None  # requested for the first endpoint
@@ -186,3 +189,4 @@ class ContainerCreate:
     dns_search: list[str] = field(default_factory=list)
     dns_options: list[str] = field(default_factory=list)
     extra_hosts: list[str] = field(default_factory=list)
+    tty: bool = False

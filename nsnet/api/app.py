@@ -1,10 +1,14 @@
 """The FastAPI application: Docker Engine API 1.41 over one engine.
 
-Every route is also served under a ``/vN.NN`` prefix, every answer carries Docker's
+Every route is also served under a ``/vN.NN`` prefix naming an API version from 1.12 to 1.41
+(another version is refused with 400, as Docker refuses it), every answer carries Docker's
 ``Api-Version`` / ``Ostype`` / ``Server`` headers, and every error is ``{"message": "..."}``
-with the status of the ``NsnetError`` category (a bug is a 500). The engine is not thread-safe
-and its pyroute2 handles belong to the thread that opened them, so every engine call, from
-``open()`` to ``close()``, runs on one worker thread (``EngineRunner``).
+with the status of the ``NsnetError`` category (a bug is a 500). A container's logs are
+Docker's multiplexed stream (raw with a TTY), streamed from its log file as it grows.
+
+The engine is not thread-safe and its pyroute2 handles belong to the thread that opened them,
+so every engine call, from ``open()`` to ``close()``, runs on one worker thread
+(``EngineRunner``).
 """
 
 import asyncio
@@ -13,15 +17,18 @@ import os
 import platform
 import re
 import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -29,6 +36,15 @@ from nsnet import API_VERSION, __version__
 from nsnet.api import schemas
 from nsnet.api.filters import filter_networks, parse_filters
 from nsnet.errors import Conflict, InvalidArgument, NotFound, NsnetError
+from nsnet.logstream import (
+    MULTIPLEXED_MEDIA_TYPE,
+    RAW_MEDIA_TYPE,
+    STDOUT,
+    frame,
+    parse_tail,
+    tail_offset,
+)
+from nsnet.models import Container
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +52,11 @@ MIN_API_VERSION = "1.12"
 REAP_INTERVAL = 0.5
 STOP_POLL_INTERVAL = 0.05  # how often a stop looks whether the process has ended
 KILL_WAIT = 5.0  # how long a SIGKILLed process may take to be gone before it counts as killed
+FOLLOW_POLL_INTERVAL = 0.2  # how often a followed log looks for new output and the exit
+LOG_READ_SIZE = 64 * 1024  # the most output one frame of a log answer carries
 
-# /v1.41/networks -> /networks; Docker accepts any version here within its range, nsnet any.
-VERSION_PREFIX = re.compile(r"^/v[0-9]+(\.[0-9]+)?(?=/)")
+# /v1.41/networks -> /networks, for any version from MIN_API_VERSION to API_VERSION.
+VERSION_PREFIX = re.compile(r"^/v(?P<version>[0-9]+(?:\.[0-9]+)*)(?=/)")
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -62,8 +80,9 @@ class EngineRunner:
 class DockerCompat:
     """ASGI middleware: strip a ``/vN.NN`` prefix and add Docker's headers to every answer."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, stopping: threading.Event | None = None) -> None:
         self.app = app
+        self.stopping = stopping or threading.Event()
         self.headers = [
             (b"api-version", API_VERSION.encode()),
             (b"docker-experimental", b"false"),
@@ -71,12 +90,18 @@ class DockerCompat:
             (b"server", f"nsnet/{__version__} (linux)".encode()),
         ]
 
+    def stop_streams(self) -> None:
+        """End the answers that stream until something happens (``logs -f``): the server is
+        stopping, and would otherwise wait for them. Safe from a signal handler."""
+        self.stopping.set()
+
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
         match = VERSION_PREFIX.match(scope["path"])
+        problem = version_problem(match["version"]) if match else None
         if match:
             path = scope["path"][match.end() :]
             scope = dict(scope, path=path, raw_path=path.encode())
@@ -90,6 +115,11 @@ class DockerCompat:
                 message = dict(message, headers=[*message.get("headers", []), *self.headers])
             await send(message)
 
+        if problem is not None:
+            # Before any route, as Docker's version middleware: the headers still go out.
+            await error_response(400, problem)(scope, receive, send_with_headers)
+            return
+
         try:
             await self.app(scope, receive, send_with_headers)
         except Exception:
@@ -97,6 +127,28 @@ class DockerCompat:
             # logged); the answer is out, so the server need not log a second traceback.
             if not started:
                 raise
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """``"1.41"`` as ``(1, 41)``, compared as Docker compares versions (1.5 < 1.41 = 1.41.0)."""
+    parts = [int(part) for part in version.split(".")]
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
+
+
+def version_problem(version: str) -> str | None:
+    """Why a request for API ``version`` is refused (Docker's words), or None."""
+    if version_key(version) > version_key(API_VERSION):
+        return (
+            f"client version {version} is too new. Maximum supported API version is {API_VERSION}"
+        )
+    if version_key(version) < version_key(MIN_API_VERSION):
+        return (
+            f"client version {version} is too old. Minimum supported API version is"
+            f" {MIN_API_VERSION}, please upgrade your client to a newer version"
+        )
+    return None
 
 
 def error_response(status: int, message: str) -> JSONResponse:
@@ -161,6 +213,7 @@ def architecture() -> str:
 def create_app(engine: Any, reap_interval: float = REAP_INTERVAL) -> Any:
     """The ASGI application serving ``engine`` (opened at start-up, closed at shutdown)."""
     runner = EngineRunner(engine)
+    stopping = threading.Event()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -177,6 +230,7 @@ def create_app(engine: Any, reap_interval: float = REAP_INTERVAL) -> Any:
         try:
             yield
         finally:
+            stopping.set()
             reaper.cancel()
             try:
                 await reaper
@@ -217,9 +271,9 @@ def create_app(engine: Any, reap_interval: float = REAP_INTERVAL) -> Any:
 
     add_system_routes(app)
     add_network_routes(app, runner)
-    add_container_routes(app, runner)
+    add_container_routes(app, runner, stopping)
     add_nsnet_routes(app, runner)
-    return DockerCompat(app)
+    return DockerCompat(app, stopping)
 
 
 async def reap_forever(runner: EngineRunner, interval: float) -> None:
@@ -385,7 +439,7 @@ def add_network_routes(app: FastAPI, runner: EngineRunner) -> None:
         return Response(status_code=200)
 
 
-def add_container_routes(app: FastAPI, runner: EngineRunner) -> None:
+def add_container_routes(app: FastAPI, runner: EngineRunner, stopping: threading.Event) -> None:
     engine = runner.engine
 
     def inspect_json(ref: str) -> Any:
@@ -454,9 +508,120 @@ def add_container_routes(app: FastAPI, runner: EngineRunner) -> None:
         return Response(status_code=204)
 
     @app.get("/containers/{ref}/logs")
-    async def container_logs(ref: str) -> Response:
-        output = await runner.run(engine.logs, ref)
-        return Response(content=output, media_type="application/octet-stream")
+    async def container_logs(ref: str, request: Request) -> Response:
+        options = LogOptions.from_query(request)
+        container, path = await runner.run(engine.log_file, ref)
+        multiplexed = not container.tty
+        return StreamingResponse(
+            log_stream(runner, container, path, options, multiplexed, stopping),
+            media_type=MULTIPLEXED_MEDIA_TYPE if multiplexed else RAW_MEDIA_TYPE,
+        )
+
+
+@dataclass(frozen=True)
+class LogOptions:
+    """What ``GET /containers/{id}/logs`` asks for, as far as nsnet's kept output allows.
+
+    The output is one file with stdout and stderr merged and no times (``Engine.log_file``),
+    so all of it comes as stdout (stream 1), stderr alone cannot be shown, and neither can
+    timestamps or a time window (``since``, ``until``); those are refused rather than
+    answered wrongly.
+    """
+
+    tail: int | None  # the last lines to show; None for all
+    follow: bool
+
+    @classmethod
+    def from_query(cls, request: Request) -> "LogOptions":
+        """The options of a logs request; InvalidArgument naming what cannot be done."""
+        stdout, stderr = query_bool(request, "stdout"), query_bool(request, "stderr")
+        if not (stdout or stderr):
+            # Docker's words: it too shows nothing unless asked for a stream.
+            raise InvalidArgument("Bad parameters: you must choose at least one stream")
+        if not stdout:
+            raise InvalidArgument(
+                "cannot show stderr alone: nsnet keeps a container's stdout and stderr together"
+                " in one file; ask for stdout too (all of the output then comes as stdout)"
+            )
+        if query_bool(request, "timestamps"):
+            raise InvalidArgument(
+                "cannot show timestamps: nsnet does not record when a container wrote its output"
+            )
+        for name in ("since", "until"):
+            if names_a_time(request.query_params.get(name, "")):
+                raise InvalidArgument(
+                    f"cannot select logs by time ('{name}'): nsnet does not record when a"
+                    " container wrote its output"
+                )
+        try:
+            tail = parse_tail(request.query_params.get("tail"))
+        except ValueError as error:
+            raise InvalidArgument(f"invalid query parameter 'tail': {error}") from error
+        return cls(tail=tail, follow=query_bool(request, "follow"))
+
+
+def names_a_time(value: str) -> bool:
+    """Whether a ``since``/``until`` value limits anything: empty and zero (``0``,
+    ``0.000000000``, as clients send it) mean no limit, as in Docker."""
+    try:
+        return float(value or 0) != 0
+    except ValueError:
+        return True  # a time in another form, which Docker would read too
+
+
+def open_log(path: Path, tail: int | None) -> BinaryIO | None:
+    """``path`` opened at the start of its last ``tail`` lines; None if it does not exist."""
+    try:
+        file = open(path, "rb")  # log_stream closes it
+    except FileNotFoundError:
+        return None
+    file.seek(tail_offset(file, tail))
+    return file
+
+
+async def log_stream(
+    runner: EngineRunner,
+    container: Container,
+    path: Path,
+    options: LogOptions,
+    multiplexed: bool,
+    stopping: threading.Event,
+) -> AsyncIterator[bytes]:
+    """A container's kept output, framed as stdout when ``multiplexed``, else as it is.
+
+    With ``follow``, and while the container's process runs, new output is sent as it is
+    written; the answer ends once the process has exited and its last output is out, or when
+    the daemon stops.
+    """
+    following = options.follow and container.state == "running"
+
+    def running() -> bool:
+        try:
+            return runner.engine.get_container(container.id).state == "running"
+        except NotFound:
+            return False  # removed meanwhile
+
+    file = await asyncio.to_thread(open_log, path, options.tail)
+    try:
+        while True:
+            if options.follow and stopping.is_set():
+                return  # the daemon is stopping: a follow would hold it up, however busy
+            if file is None:
+                # No output yet: a file made later holds only new output, all of it wanted.
+                file = await asyncio.to_thread(open_log, path, None)
+            data = await asyncio.to_thread(file.read, LOG_READ_SIZE) if file else b""
+            if data:
+                yield frame(STDOUT, data) if multiplexed else data
+                continue
+            if not following:
+                return
+            # Whatever the process wrote before it exited is in the file: read to its end.
+            following = await runner.run(running)
+            if following:
+                await asyncio.sleep(FOLLOW_POLL_INTERVAL)
+    finally:
+        if file is not None:
+            file.close()
 
 
 async def stop_process(runner: EngineRunner, container_id: str, timeout: float | None) -> None:

@@ -216,6 +216,7 @@ class ContainerCreateBody(DockerModel):
     mac_address: str | None = Field(None, alias="MacAddress")
     labels: dict[str, str] | None = Field(None, alias="Labels")
     exposed_ports: dict[str, dict] | None = Field(None, alias="ExposedPorts")
+    tty: bool | None = Field(None, alias="Tty")
     host_config: HostConfigBody | None = Field(None, alias="HostConfig")
     networking_config: NetworkingConfigBody | None = Field(None, alias="NetworkingConfig")
 
@@ -262,6 +263,7 @@ class ContainerCreateBody(DockerModel):
             dns_search=list(host_config.dns_search or []),
             dns_options=list(host_config.dns_options or []),
             extra_hosts=list(host_config.extra_hosts or []),
+            tty=bool(self.tty),
         )
 
 
@@ -441,6 +443,7 @@ class ContainerConfigOut(Response):
     domainname: str = Field("", alias="Domainname")
     user: str = Field("", alias="User")
     exposed_ports: dict[str, dict] | None = Field(None, alias="ExposedPorts")
+    tty: bool = Field(False, alias="Tty")
     cmd: list[str] = Field(alias="Cmd")
     image: str = Field("", alias="Image")
     labels: dict[str, str] = Field(alias="Labels")
@@ -560,6 +563,7 @@ class ContainerInspectOut(Response):
             config=ContainerConfigOut(
                 hostname=container.hostname,
                 exposed_ports={key: {} for key in ports} or None,
+                tty=container.tty,
                 cmd=list(container.command),
                 labels=dict(sorted_map(container.labels)),
                 mac_address=container.mac_address or None,

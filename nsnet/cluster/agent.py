@@ -147,6 +147,7 @@ class ClusterAgent:
                 record.endpoint_id,
                 [record.container_name, record.container_id[:12], *record.aliases],
                 record.address,
+                network_name=record.network_name,
                 ptr_name=f"{record.container_name}.{record.network_name}",
                 origin=str(record.host_address),
             )

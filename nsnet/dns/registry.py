@@ -84,6 +84,7 @@ class DnsRegistry:
                 endpoint.id,
                 [container.name, container.id[:12], *endpoint.aliases],
                 endpoint.address,
+                network_name=network.name,
                 ptr_name=f"{container.name}.{network.name}",
             )
         self._indexed[container.id] = current

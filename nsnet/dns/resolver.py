@@ -3,13 +3,17 @@
 Decisions, in order, for one query from a container (its ``SandboxScope``):
 
 - not a standard query (opcode), or not exactly one question: NOTIMP / FORMERR;
-- A (or ANY) for a name on one of the asker's networks: its addresses, shuffled each time;
+- A (or ANY) for a name on one of the asker's networks, bare (``web``) or qualified by that
+  network (``web.backend``, see ``nsnet.dns.index``): its addresses, shuffled each time;
 - any other type for such a name (AAAA, MX, TXT...): NODATA (NOERROR, no answers), so that a
   local name never leaks to the upstream servers and AAAA waits for IPv6;
 - PTR under in-addr.arpa for an address on the asker's networks: its name;
 - anything else: forwarded to the upstream servers, one after the other (at most
   ``MAX_UPSTREAMS``, each given ``timeout`` seconds), moving on after a timeout, a network
-  error, SERVFAIL, REFUSED or an unusable answer; NOERROR and NXDOMAIN are final;
+  error, SERVFAIL, REFUSED or an unusable answer; NOERROR and NXDOMAIN are final. That
+  includes a local name with a search domain appended (``web.backend.example.com``, which a
+  client with ``ndots`` above 1 asks first): not ours, as in Docker, so the client's next try,
+  the name as given, is answered here;
 - forwarding not allowed (a container only on ``--internal`` networks), no upstream server, or
   every upstream failed: SERVFAIL. SERVFAIL rather than REFUSED because it is what Docker answers
   in these cases and because it says the truth to the client ("no answer could be obtained"),

@@ -88,6 +88,7 @@ class World:
     daemon: Daemon
     host: HostWithOutside
     upstream_log: Path
+    upstream_names: Path  # the name of every query the upstream received, one a line
     address: dict[str, str]  # "name@network" -> address
 
 
@@ -97,9 +98,11 @@ def world(daemon: Daemon, host: HostWithOutside, tmp_path: Path):
     for address in (TEST_DNS_SERVER, SILENT_UPSTREAM):
         host.outside.run("ip", "addr", "add", f"{address}/24", "dev", "eth0")
     upstream_log = tmp_path / "upstream-sources"
+    upstream_names = tmp_path / "upstream-names"
     start_upstream(
         host.outside, TEST_DNS_SERVER, "--record", f"example.test={EXAMPLE_ADDRESS}",
         "--many", f"big.test={MANY}", "--log", str(upstream_log),
+        "--log-names", str(upstream_names),
     )  # fmt: skip
     start_upstream(host.outside, SILENT_UPSTREAM, "--silent")
 
@@ -124,7 +127,7 @@ def world(daemon: Daemon, host: HostWithOutside, tmp_path: Path):
     }
     address["delta@back"] = addresses(daemon, "delta", "back")
 
-    yield World(daemon, host, upstream_log, address)
+    yield World(daemon, host, upstream_log, upstream_names, address)
 
     names = daemon.cli("ps", "-aq").stdout.split()
     if names:
@@ -163,6 +166,78 @@ def test_names_and_aliases_resolve_within_shared_networks(world: World) -> None:
     assert reverse.answers == ["beta.front."], reverse.output
     no_ipv6 = dig(daemon, "alpha", "AAAA", "beta")
     assert (no_ipv6.status, no_ipv6.answers) == ("NOERROR", []), no_ipv6.output
+
+
+def getent(daemon: Daemon, container: str, name: str) -> list[str]:
+    """The addresses glibc's resolver (``getent ahostsv4``) finds for ``name`` in a container."""
+    completed = daemon.cli("exec", container, "--", "getent", "ahostsv4", name, check=False)
+    return sorted({line.split()[0] for line in completed.stdout.splitlines()})
+
+
+def asked_upstream(world: World) -> list[str]:
+    names = world.upstream_names
+    return names.read_text().split() if names.exists() else []
+
+
+def test_names_qualified_by_a_network_resolve_within_shared_networks(world: World) -> None:
+    """Regression: ``getent hosts web.backend`` failed and dig got SERVFAIL for it, although
+    ``dig -x`` answered ``other.backend.``; Docker answers ``name.network`` and
+    ``alias.network`` on the asker's networks."""
+    daemon, address = world.daemon, world.address
+
+    # glibc (getent), as the tester saw it, and dig, over UDP and TCP.
+    hosts = daemon.cli("exec", "alpha", "--", "getent", "hosts", "beta.front").stdout
+    assert hosts.split()[:2] == [address["beta@front"], "beta.front"], hosts
+    assert getent(daemon, "alpha", "beta.front") == [address["beta@front"]]
+    assert dig(daemon, "alpha", "beta.front").answers == [address["beta@front"]]
+    assert dig(daemon, "alpha", "+tcp", "BETA.Front.").answers == [address["beta@front"]]
+    # Aliases, from --network-alias and from network connect --alias.
+    both = sorted([address["alpha@front"], address["beta@front"]])
+    assert sorted(dig(daemon, "delta", "web.front").answers) == both
+    assert getent(daemon, "gamma", "cache.back") == [address["delta@back"]]
+    assert dig(daemon, "delta", "db.back").answers == [address["gamma@back"]]
+    # A container on two networks: the name of each network picks that network's address.
+    assert dig(daemon, "gamma", "delta.back").answers == [address["delta@back"]]
+    assert dig(daemon, "delta", "delta.front").answers == [address["delta@front"]]
+    # busybox's resolver too.
+    found = daemon.cli("exec", "delta", "--", "busybox", "nslookup", "gamma.back").stdout
+    assert address["gamma@back"] in found, found
+
+    # Scoped as bare names are: alpha is not on back, gamma not on front.
+    for container, name in (
+        ("alpha", "gamma.back"),
+        ("alpha", "cache.back"),
+        ("gamma", "delta.front"),
+    ):
+        unseen = dig(daemon, container, name)
+        assert (unseen.status, unseen.answers) == ("NXDOMAIN", []), (name, unseen.output)
+    # AAAA stays NODATA, and the reverse name resolves forward again.
+    no_ipv6 = dig(daemon, "alpha", "AAAA", "beta.front")
+    assert (no_ipv6.status, no_ipv6.answers) == ("NOERROR", []), no_ipv6.output
+    (reverse,) = dig(daemon, "alpha", "-x", address["beta@front"]).answers
+    assert dig(daemon, "alpha", reverse).answers == [address["beta@front"]]
+
+    # None of these names left the host; the out-of-scope ones were asked upstream.
+    assert sorted(set(asked_upstream(world))) == ["cache.back.", "delta.front.", "gamma.back."]
+
+
+def test_qualified_names_with_a_search_domain_and_ndots(world: World) -> None:
+    """With ``ndots:3`` glibc asks ``gamma.back.test`` first: not ours, so it is forwarded, the
+    upstream says NXDOMAIN and the name as given is answered locally; foreign names are still
+    forwarded."""
+    daemon, address = world.daemon, world.address
+    daemon.cli("run", "-d", "--name", "searcher", "--network", "back", "--dns-search", "test",
+               "--dns-option", "ndots:3", "--", "sleep", "600")  # fmt: skip
+
+    assert getent(daemon, "searcher", "gamma.back") == [address["gamma@back"]]
+    assert getent(daemon, "searcher", "gamma") == [address["gamma@back"]]
+    assert getent(daemon, "searcher", "example.test") == [EXAMPLE_ADDRESS]
+    searched = daemon.cli("exec", "searcher", "--", "busybox", "nslookup", "db.back").stdout
+    assert address["gamma@back"] in searched, searched
+
+    asked = set(asked_upstream(world))
+    assert {"gamma.back.test.", "example.test.test.", "example.test."} <= asked, asked
+    assert not asked & {"gamma.back.", "gamma.", "db.back."}, asked
 
 
 def test_an_alias_shared_by_two_containers_is_answered_in_turns(world: World) -> None:

@@ -6,9 +6,12 @@ the same errors. Both clients run inside the throwaway host namespace against on
 """
 
 import json
+import select
 import subprocess
+import time
+from pathlib import Path
 
-from tests.support.daemon import Daemon
+from tests.support.daemon import Daemon, docker_cli_environment, program_argv
 
 # The docker CLI 28 adds this line after a daemon error in `network rm`; nsnet's CLI does not.
 DOCKER_EXIT_LINE = "exit status 1\n"
@@ -174,3 +177,134 @@ def test_inspect_format_templates_print_what_dockers_print(daemon: Daemon) -> No
         assert shown.returncode == 0 and shown.stdout.count("\n") == 2, (template, shown)
 
     daemon.cli("rm", "-f", "web", "db")
+
+
+def test_the_docker_cli_negotiates_down_and_versions_out_of_range_are_refused(
+    daemon: Daemon,
+) -> None:
+    """Regression: any /vN.NN prefix was served, 9.99 and 1.11 alike."""
+    negotiated = daemon.docker("version", "--format", "{{.Client.APIVersion}}")
+    assert negotiated.stdout.strip() == "1.41", negotiated.stdout
+    assert daemon.docker("network", "ls", "-q").stdout.count("\n") == 3
+
+    pinned = daemon.docker("network", "ls", env={"DOCKER_API_VERSION": "9.99"}, check=False)
+    assert pinned.returncode != 0
+    assert (
+        "Error response from daemon: client version 9.99 is too new."
+        " Maximum supported API version is 1.41"
+    ) in pinned.stderr, pinned.stderr
+    assert daemon.docker("network", "ls", env={"DOCKER_API_VERSION": "1.24"}).returncode == 0
+
+    too_old = daemon.api("GET", "/v1.11/networks")
+    assert too_old.status == 400
+    assert too_old.json()["message"].startswith(
+        "client version 1.11 is too old. Minimum supported API version is 1.12"
+    ), too_old.json()
+
+
+def wait_for_output(daemon: Daemon, name: str, wanted: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while wanted not in daemon.cli("logs", name).stdout:
+        assert time.monotonic() < deadline, f"{name} did not print {wanted!r}"
+        time.sleep(0.1)
+
+
+def test_docker_logs_prints_what_nsnet_logs_prints(daemon: Daemon) -> None:
+    """Regression: ``docker logs`` failed with 'Unrecognized input header: 111' (raw bytes
+    where Docker's multiplexed frames belong)."""
+    script = "echo one; echo two >&2; printf 'three\\nfour'; sleep 600"
+    daemon.cli("run", "-d", "--name", "talker", "--", "sh", "-c", script)
+    wait_for_output(daemon, "talker", "four")
+
+    # stdout and stderr are kept in one file: all of it comes as stdout, in the order written.
+    shown = same_output(daemon, "logs", "talker")
+    assert (shown.returncode, shown.stdout, shown.stderr) == (0, "one\ntwo\nthree\nfour", "")
+    for tail, expected in (
+        ("1", "four"),
+        ("2", "three\nfour"),
+        ("0", ""),
+        ("all", "one\ntwo\nthree\nfour"),
+    ):
+        shown = same_output(daemon, "logs", "--tail", tail, "talker")
+        assert shown.stdout == expected, tail
+    assert same_output(daemon, "logs", "-n", "3", "talker").stdout == "two\nthree\nfour"
+
+    # What is not kept is refused in the daemon's words, through both clients.
+    refused = same_output(daemon, "logs", "--timestamps", "talker")
+    assert refused.returncode == 1 and "cannot show timestamps" in refused.stderr
+    missing = same_output(daemon, "logs", "nobody")
+    assert "No such container: nobody" in missing.stderr
+
+    daemon.cli("rm", "-f", "talker")
+
+
+def start_following(daemon: Daemon, client: str, name: str) -> subprocess.Popen:
+    """``docker logs -f NAME`` or ``nsnet logs -f NAME`` in the background."""
+    if client == "docker":
+        argv = ["docker", "-H", f"unix://{daemon.socket}", "logs", "-f", name]
+        environment = docker_cli_environment()
+    else:
+        argv = daemon.nsenter_argv(*program_argv("nsnet", "nsnet.cli"), "logs", "-f", name)
+        environment = daemon.environment()
+    return subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment, text=True
+    )
+
+
+def read_line(process: subprocess.Popen, timeout: float = 10) -> str:
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    assert ready, f"no output from {process.args} in {timeout} s"
+    return process.stdout.readline()
+
+
+def test_logs_follow_streams_until_the_container_exits(daemon: Daemon, tmp_path: Path) -> None:
+    """``docker logs -f`` and ``nsnet logs -f`` show new output as it comes and end by
+    themselves once the container's process has exited."""
+    go = tmp_path / "go"
+    script = f"echo start; while [ ! -e {go} ]; do sleep 0.1; done; echo done; exit 3"
+    daemon.cli("run", "-d", "--name", "waiter", "--", "sh", "-c", script)
+    wait_for_output(daemon, "waiter", "start")
+
+    followers = {
+        client: start_following(daemon, client, "waiter") for client in ("docker", "nsnet")
+    }
+    try:
+        for client, process in followers.items():
+            assert read_line(process) == "start\n", client
+            time.sleep(0.5)
+            assert process.poll() is None, f"{client} logs -f ended while the container ran"
+
+        go.touch()
+        for client, process in followers.items():
+            assert read_line(process) == "done\n", client
+            stdout, stderr = process.communicate(timeout=10)
+            assert (process.returncode, stdout, stderr) == (0, "", ""), client
+    finally:
+        for process in followers.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+    state = json.loads(daemon.cli("inspect", "waiter").stdout)[0]["State"]
+    assert (state["Status"], state["ExitCode"]) == ("exited", 3)
+    # A stopped container has nothing to follow: the answer ends at once with what was kept.
+    assert daemon.docker("logs", "-f", "--tail", "1", "waiter", timeout=10).stdout == "done\n"
+    daemon.cli("rm", "-f", "waiter")
+
+
+def test_a_followed_log_ends_when_the_daemon_stops(daemon: Daemon) -> None:
+    daemon.cli("run", "-d", "--name", "sleeper", "--", "sh", "-c", "echo up; sleep 600")
+    wait_for_output(daemon, "sleeper", "up")
+    follower = start_following(daemon, "docker", "sleeper")
+    try:
+        assert read_line(follower) == "up\n"
+
+        started = time.monotonic()
+        daemon.stop()
+        follower.communicate(timeout=10)
+        # Without ending the stream, the daemon would wait its 5 s grace time for it.
+        assert time.monotonic() - started < 4
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()

@@ -112,8 +112,10 @@ def world(host: HostWithOutside, netns_pool: NamespacePool, tmp_path: Path):
     start_upstream(host.outside, SILENT_UPSTREAM, "--silent")
 
     index = NameIndex()
-    index.add(FRONT, "endpoint-alpha", ["alpha"], "10.1.0.2", ptr_name="alpha.front")
-    index.add(FRONT, "endpoint-web", ["web", "www"], "10.1.0.3", ptr_name="web.front")
+    index.add(FRONT, "endpoint-alpha", ["alpha"], "10.1.0.2", network_name="front",
+              ptr_name="alpha.front")  # fmt: skip
+    index.add(FRONT, "endpoint-web", ["web", "www"], "10.1.0.3", network_name="front",
+              ptr_name="web.front")  # fmt: skip
     for number in range(3):
         index.add(
             FRONT, f"endpoint-api-{number}", [f"api-{number}", "api"], f"10.1.0.{10 + number}"
@@ -122,7 +124,7 @@ def world(host: HostWithOutside, netns_pool: NamespacePool, tmp_path: Path):
         index.add(
             FRONT, f"endpoint-many-{number}", [f"many-{number}", "many"], f"10.1.1.{number + 1}"
         )
-    index.add(BACK, "endpoint-beta", ["beta"], "10.2.0.2")
+    index.add(BACK, "endpoint-beta", ["beta"], "10.2.0.2", network_name="back")
 
     resolver = Resolver(index, [Upstream.parse(GOOD_UPSTREAM)], timeout=UPSTREAM_TIMEOUT)
     server = DnsServer(resolver)
@@ -195,6 +197,14 @@ def test_names_are_scoped_to_shared_networks(world: World) -> None:
     # A container on both networks sees both.
     world.scopes["container-alpha"] = SandboxScope(network_ids=frozenset({FRONT, BACK}))
     assert dig(world.front, "beta").answers == ["10.2.0.2"]
+
+
+def test_names_qualified_by_a_shared_network_resolve(world: World) -> None:
+    assert dig(world.front, "web.front").answers == ["10.1.0.3"]
+    assert dig(world.front, "+tcp", "WWW.front.").answers == ["10.1.0.3"]
+    assert dig(world.back, "beta.back").answers == ["10.2.0.2"]
+    # Not a network alpha is on: forwarded, and the test upstream does not know it.
+    assert dig(world.front, "beta.back").status == "NXDOMAIN"
 
 
 def test_removal_is_nxdomain_at_once_and_reconnection_resolves_again(world: World) -> None:

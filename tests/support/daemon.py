@@ -269,13 +269,14 @@ class Daemon:
         check: bool = True,
         input: str | None = None,
         timeout: float = 60,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess:
-        """Run the real docker CLI against this daemon's socket."""
+        """Run the real docker CLI against this daemon's socket (``env``: variables to add)."""
         return run(
             ["docker", "-H", f"unix://{self.socket}", *args],
             check=check,
             input=input,
-            env=docker_cli_environment(),
+            env={**docker_cli_environment(), **(env or {})},
             timeout=timeout,
         )
 

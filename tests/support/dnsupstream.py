@@ -6,7 +6,8 @@
 It answers A queries over UDP and TCP from its records (authoritatively), NXDOMAIN for any other
 name, and prints "ready" once both sockets listen. With ``--log FILE`` it appends the source
 address of each query to FILE, so a test can tell where forwarded queries came from (a file,
-not stdout, so that nobody has to drain a pipe). ``--silent`` makes it
+not stdout, so that nobody has to drain a pipe); ``--log-names FILE`` likewise appends the name
+each query asks for, so a test can tell which names left the host. ``--silent`` makes it
 read queries and never answer, standing in for a dead upstream. Built on dnslib, like the
 server under test.
 """
@@ -46,6 +47,7 @@ class Zone:
 
 
 LOG_PATH: str | None = None
+NAMES_PATH: str | None = None
 
 
 def note(client: tuple[str, int]) -> None:
@@ -54,10 +56,22 @@ def note(client: tuple[str, int]) -> None:
             log.write(f"{client[0]}\n")
 
 
+def note_name(data: bytes) -> None:
+    if NAMES_PATH is None:
+        return
+    try:
+        name = str(DNSRecord.parse(data).q.qname)
+    except DNSError:
+        name = "(unreadable)"
+    with open(NAMES_PATH, "a") as log:
+        log.write(f"{name}\n")
+
+
 def serve_udp(sock: socket.socket, zone: Zone, silent: bool) -> None:
     while True:
         data, client = sock.recvfrom(65535)
         note(client)
+        note_name(data)
         reply = None if silent else zone.answer(data)
         if reply is not None:
             sock.sendto(reply, client)
@@ -80,6 +94,7 @@ def serve_connection(connection: socket.socket, zone: Zone, silent: bool) -> Non
                 return
             (length,) = struct.unpack("!H", header)
             data = connection.recv(length, socket.MSG_WAITALL)
+            note_name(data)
             reply = None if silent else zone.answer(data)
             if reply is not None:
                 connection.sendall(struct.pack("!H", len(reply)) + reply)
@@ -93,10 +108,12 @@ def main() -> None:
     parser.add_argument("--many", action="append", default=[], help="NAME=COUNT A records")
     parser.add_argument("--silent", action="store_true", help="never answer")
     parser.add_argument("--log", help="append the source address of each query here")
+    parser.add_argument("--log-names", help="append the name each query asks for here")
     arguments = parser.parse_args()
 
-    global LOG_PATH
+    global LOG_PATH, NAMES_PATH
     LOG_PATH = arguments.log
+    NAMES_PATH = arguments.log_names
 
     zone = Zone()
     for item in arguments.record:

@@ -4,6 +4,7 @@ import http.client
 import json
 import logging
 import socket
+import struct
 import threading
 import time
 
@@ -11,7 +12,7 @@ import pytest
 from fastapi.routing import APIRoute
 from test_api_fakes import FakeEngine, served
 
-from nsnet.api.app import create_app
+from nsnet.api.app import create_app, version_problem
 from nsnet.client import Client
 from nsnet.errors import Conflict, Forbidden, InvalidArgument, NotFound
 
@@ -87,7 +88,7 @@ def test_the_served_routes_include_dockers_network_endpoints() -> None:
     assert DOCKER_NETWORK_ROUTES <= set(served_routes())
 
 
-@pytest.mark.parametrize("prefix", ["/v1.41", "/v1.24", "/v1.50"])
+@pytest.mark.parametrize("prefix", ["/v1.41", "/v1.24", "/v1.12", "/v1.41.0"])
 def test_every_route_is_served_with_and_without_a_version_prefix(
     client: Client, prefix: str
 ) -> None:
@@ -112,6 +113,50 @@ def test_every_route_is_served_with_and_without_a_version_prefix(
             problems.append(f"{method} {prefix}{path}: no API-Version header")
 
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        ("9.99", "client version 9.99 is too new. Maximum supported API version is 1.41"),
+        ("1.42", "client version 1.42 is too new. Maximum supported API version is 1.41"),
+        ("1.41.1", "client version 1.41.1 is too new. Maximum supported API version is 1.41"),
+        ("2", "client version 2 is too new. Maximum supported API version is 1.41"),
+        (
+            "1.11",
+            "client version 1.11 is too old. Minimum supported API version is 1.12,"
+            " please upgrade your client to a newer version",
+        ),
+        (
+            "0.9",
+            "client version 0.9 is too old. Minimum supported API version is 1.12,"
+            " please upgrade your client to a newer version",
+        ),
+    ],
+)
+def test_a_version_prefix_out_of_range_is_refused_as_docker_refuses_it(
+    client: Client, engine: FakeEngine, version: str, message: str
+) -> None:
+    """Regression: /v9.99/networks and /v1.11/networks used to answer like /v1.41/networks."""
+    for method, path in (
+        ("GET", f"/v{version}/networks"),
+        ("GET", f"/v{version}/_ping"),
+        ("POST", f"/v{version}/networks/create"),
+    ):
+        status, headers, body = raw(client, method, path, body=b'{"Name": "refused"}')
+
+        assert status == 400, (method, path)
+        assert json.loads(body) == {"message": message}
+        assert headers["api-version"] == "1.41"  # so that a client can negotiate down
+    assert "refused" not in [network.name for network in engine.networks.values()]
+    with pytest.raises(InvalidArgument, match=f"client version {version} is too"):
+        client.get(f"/v{version}/version")
+
+
+def test_versions_compare_number_by_number() -> None:
+    assert version_problem("1.5") is not None  # 5 < 12: older than the minimum
+    assert version_problem("1.12") is None and version_problem("1.41.0") is None
+    assert version_problem("1.100") is not None
 
 
 def test_version_claims_api_1_41(client: Client) -> None:
@@ -323,11 +368,157 @@ def test_a_container_life_cycle(client: Client) -> None:
     assert client.request("POST", "/containers/c1/stop")[0] == 304
     assert client.get("/containers/json") == []
     assert len(client.get("/containers/json", {"all": "1"})) == 1
-    assert client.request("GET", "/containers/c1/logs")[1] == b"output of c1\n"
+    logs = client.request("GET", "/containers/c1/logs", query={"stdout": "1", "stderr": "1"})
+    assert frames(logs[1]) == [(1, b"output of c1\n")]
 
     client.delete("/containers/c1")
     with pytest.raises(NotFound, match="No such container: c1"):
         client.get("/containers/c1/json")
+
+
+def frames(body: bytes) -> list[tuple[int, bytes]]:
+    """Docker's multiplexed stream read by hand: 8-byte headers (type, 0, 0, 0, length)."""
+    found = []
+    while body:
+        assert body[1:4] == b"\0\0\0", body[:8]
+        stream, length = body[0], struct.unpack(">I", body[4:8])[0]
+        found.append((stream, body[8 : 8 + length]))
+        assert len(body) >= 8 + length, "a frame cut short"
+        body = body[8 + length :]
+    return found
+
+
+BOTH_STREAMS = {"stdout": "1", "stderr": "1"}
+
+
+@pytest.fixture
+def talker(client: Client, engine: FakeEngine) -> str:
+    """A running container ``talker`` that wrote three lines, the last without its newline."""
+    client.post("/containers/create", {"Cmd": ["talk"]}, query={"name": "talker"})
+    client.post("/containers/talker/start")  # writes "output of talker\n"
+    engine.write_output("talker", b"second line\nthird")
+    return "talker"
+
+
+def test_logs_without_a_tty_are_dockers_multiplexed_stream(client: Client, talker: str) -> None:
+    """Regression: raw bytes made the docker CLI fail with 'Unrecognized input header: 111'."""
+    status, headers, body = raw(client, "GET", "/v1.41/containers/talker/logs?stdout=1&stderr=1")
+
+    assert status == 200
+    assert headers["content-type"] == "application/vnd.docker.multiplexed-stream"
+    assert body[:8] == b"\x01\0\0\0" + struct.pack(">I", len(body) - 8)
+    assert frames(body) == [(1, b"output of talker\nsecond line\nthird")]
+
+
+@pytest.mark.parametrize(
+    ("tail", "shown"),
+    [
+        ("all", b"output of talker\nsecond line\nthird"),
+        ("", b"output of talker\nsecond line\nthird"),
+        ("-1", b"output of talker\nsecond line\nthird"),
+        ("3", b"output of talker\nsecond line\nthird"),
+        ("10", b"output of talker\nsecond line\nthird"),
+        ("2", b"second line\nthird"),
+        ("1", b"third"),
+        ("0", b""),
+    ],
+)
+def test_logs_tail_shows_the_last_lines(client: Client, talker: str, tail: str, shown: bytes):
+    body = client.request("GET", "/containers/talker/logs", query={**BOTH_STREAMS, "tail": tail})
+
+    assert b"".join(payload for _, payload in frames(body[1])) == shown
+
+
+def test_logs_of_stdout_alone_carry_all_the_output_as_stdout(client: Client, talker: str) -> None:
+    body = client.request("GET", "/containers/talker/logs", query={"stdout": "1", "tail": "1"})
+
+    assert frames(body[1]) == [(1, b"third")]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({}, "Bad parameters: you must choose at least one stream"),
+        ({"stdout": "0", "stderr": "false"}, "Bad parameters: you must choose at least one"),
+        ({"stderr": "1"}, "cannot show stderr alone: nsnet keeps a container's stdout and"),
+        ({**BOTH_STREAMS, "timestamps": "1"}, "cannot show timestamps: nsnet does not record"),
+        ({**BOTH_STREAMS, "since": "1700000000"}, "cannot select logs by time ('since')"),
+        ({**BOTH_STREAMS, "until": "1700000000.5"}, "cannot select logs by time ('until')"),
+        ({**BOTH_STREAMS, "since": "2026-01-01T00:00:00Z"}, "cannot select logs by time"),
+        ({**BOTH_STREAMS, "tail": "ten"}, "invalid query parameter 'tail': 'ten' is neither"),
+        ({**BOTH_STREAMS, "tail": "1.5"}, "invalid query parameter 'tail': '1.5' is neither"),
+    ],
+)
+def test_logs_refuse_what_the_kept_output_cannot_give(
+    client: Client, talker: str, query: dict, message: str
+) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        client.request("GET", "/containers/talker/logs", query=query)
+
+    assert str(refused.value).startswith(message)
+
+
+def test_logs_accept_dockers_no_op_values(client: Client, talker: str) -> None:
+    query = {**BOTH_STREAMS, "since": "0", "until": "0.000000000", "timestamps": "0"}
+
+    body = client.request("GET", "/containers/talker/logs", query=query)[1]
+
+    assert len(frames(body)) == 1
+
+
+def test_logs_of_a_missing_container_or_one_that_never_ran(client: Client) -> None:
+    with pytest.raises(NotFound, match="No such container: nobody"):
+        client.request("GET", "/containers/nobody/logs", query=BOTH_STREAMS)
+
+    client.post("/containers/create", {"Cmd": ["true"]}, query={"name": "quiet"})
+    for follow in ("0", "1"):  # nothing runs, so nothing to follow: the answer ends at once
+        query = {**BOTH_STREAMS, "follow": follow}
+        assert client.request("GET", "/containers/quiet/logs", query=query)[1] == b""
+
+
+def test_logs_with_a_tty_are_the_raw_output(client: Client, engine: FakeEngine) -> None:
+    client.post("/containers/create", {"Cmd": ["sh"], "Tty": True}, query={"name": "term"})
+    client.post("/containers/term/start")
+    engine.write_output("term", b"$ ")
+
+    status, headers, body = raw(client, "GET", "/containers/term/logs?stdout=1&stderr=1")
+
+    assert client.get("/containers/term/json")["Config"]["Tty"] is True
+    assert (status, body) == (200, b"output of term\n$ ")
+    assert headers["content-type"] == "application/vnd.docker.raw-stream"
+
+
+def test_inspect_says_when_a_container_has_no_tty(client: Client, talker: str) -> None:
+    assert client.get("/containers/talker/json")["Config"]["Tty"] is False
+
+
+def test_following_logs_streams_new_output_until_the_process_exits(
+    client: Client, engine: FakeEngine, talker: str
+) -> None:
+    status, pieces = client.stream(
+        "GET", "/containers/talker/logs", query={**BOTH_STREAMS, "follow": "1", "tail": "1"}
+    )
+    received = bytearray()
+
+    def receive_until(wanted: bytes) -> None:
+        while wanted not in b"".join(payload for _, payload in frames(bytes(received))):
+            received.extend(next(pieces))
+
+    receive_until(b"third")
+    engine.write_output("talker", b" and more\n")
+    receive_until(b"third and more\n")
+    engine.write_output("talker", b"last words\n")
+    started = time.monotonic()
+    client.post("/nsnet/containers/talker/exited", {"ExitCode": 0})
+    received.extend(b"".join(pieces))  # the answer ends by itself
+    ended = time.monotonic() - started
+
+    assert status == 200
+    assert b"".join(payload for _, payload in frames(bytes(received))) == (
+        b"third and more\nlast words\n"
+    )
+    assert {stream for stream, _ in frames(bytes(received))} == {1}
+    assert ended < 2, ended
 
 
 def test_a_foreground_process_is_entered_attached_and_reported(client: Client) -> None:

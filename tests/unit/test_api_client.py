@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from nsnet.client import (
+    ChunkedDecoder,
     Client,
     ConnectionFailed,
     DaemonError,
@@ -153,3 +154,56 @@ def test_a_non_http_answer_is_a_protocol_error() -> None:
         answer_from(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
     with pytest.raises(ProtocolError, match="without answering"):
         answer_from(b"")
+
+
+def test_a_chunked_answer_cut_short_is_a_protocol_error() -> None:
+    with pytest.raises(ProtocolError, match="inside a chunked answer"):
+        answer_from(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nlo")
+
+
+def test_chunks_are_decoded_from_pieces_of_any_size() -> None:
+    body = b"4\r\nlogs\r\n1;name=value\r\n \r\nA\r\n0123456789\r\n0\r\n\r\n"
+    for size in (1, 2, 5, len(body)):
+        decoder = ChunkedDecoder()
+        payload = b""
+        for start in range(0, len(body), size):
+            payload += decoder.feed(body[start : start + size])
+            if decoder.done:  # at the last chunk; its closing CRLF is not waited for
+                break
+
+        assert decoder.done and payload == b"logs 0123456789", size
+    with pytest.raises(ProtocolError, match="bad chunk size"):
+        ChunkedDecoder().feed(b"zz\r\n")
+
+
+def test_a_streamed_body_arrives_piece_by_piece_before_the_answer_ends() -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = str(Path(directory) / "stream.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        listener.listen(1)
+        go_on = threading.Event()
+
+        def answer_in_two_chunks() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(4096)
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n"
+                )
+                go_on.wait(5)
+                connection.sendall(b"6\r\nsecond\r\n0\r\n\r\n")
+
+        server = threading.Thread(target=answer_in_two_chunks)
+        server.start()
+        try:
+            status, pieces = Client(path, timeout=5).stream("GET", "/containers/c1/logs")
+            first = next(pieces)  # while the server still holds back the rest
+            go_on.set()
+            rest = b"".join(pieces)
+        finally:
+            go_on.set()
+            server.join(timeout=5)
+            listener.close()
+
+    assert (status, first, rest) == (200, b"first", b"second")

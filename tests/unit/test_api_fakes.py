@@ -54,6 +54,8 @@ class FakeEngine:
         self.opened = False
         self.closed = False
         self.counter = itertools.count(1)
+        # Real files for the containers' output, as the engine keeps it (one file each).
+        self._log_dir = tempfile.TemporaryDirectory(prefix="nsnet-fake-logs-")
 
     def _called(self, name: str) -> None:
         self.threads.add(threading.get_ident())
@@ -227,6 +229,7 @@ class FakeEngine:
             ],
             labels=dict(request.labels),
             netns_path=f"/fake/run/netns/{container_id[:12]}",
+            tty=request.tty,
         )
         self.containers[container.id] = container
         if request.network not in ("none", "host") and not request.network.startswith(
@@ -272,9 +275,19 @@ class FakeEngine:
         return updated
 
     def start_container(self, ref: str) -> Container:
+        """Running at once, having written "output of NAME" (and whatever the test adds)."""
         self._called("start_container")
         container = self.get_container(ref)
+        self.write_output(container.id, f"output of {container.name}\n".encode())
         return self._set(container, state="running", pid=4242, detached=True, started_at=CREATED)
+
+    def write_output(self, ref: str, data: bytes) -> None:
+        """Append to a container's output file, as its process would (for tests)."""
+        with open(self._log_path(self.get_container(ref)), "ab") as output:
+            output.write(data)
+
+    def _log_path(self, container: Container) -> Path:
+        return Path(self._log_dir.name) / f"{container.id}.log"
 
     def enter_command(self, ref: str, command: list[str]) -> list[str]:
         self._called("enter_command")
@@ -333,9 +346,10 @@ class FakeEngine:
         self.endpoints = [e for e in self.endpoints if e.container_id != container.id]
         del self.containers[container.id]
 
-    def logs(self, ref: str) -> bytes:
-        self._called("logs")
-        return f"output of {self.get_container(ref).name}\n".encode()
+    def log_file(self, ref: str) -> tuple[Container, Path]:
+        self._called("log_file")
+        container = self.get_container(ref)
+        return container, self._log_path(container)
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -202,7 +203,93 @@ def test_inspect_finds_containers_then_networks(nsnet) -> None:
 def test_logs_prints_the_output_as_bytes(nsnet) -> None:
     nsnet("run", "-d", "--name", "c1", "sleep", "100")
 
-    assert nsnet("logs", "c1")[1] == "output of c1\n"
+    assert nsnet("logs", "c1") == (0, "output of c1\n", "")
+
+
+def test_logs_tail_shows_the_last_lines(nsnet, engine: FakeEngine) -> None:
+    nsnet("run", "-d", "--name", "c1", "sleep", "100")
+    engine.write_output("c1", "two\nthree \u00e9\n".encode())
+
+    assert nsnet("logs", "--tail", "1", "c1") == (0, "three \u00e9\n", "")
+    assert nsnet("logs", "-n", "2", "c1")[1] == "two\nthree \u00e9\n"
+    assert nsnet("logs", "--tail", "0", "c1")[1] == ""
+    assert nsnet("logs", "--tail", "all", "c1")[1] == "output of c1\ntwo\nthree \u00e9\n"
+    status, _, err = nsnet("logs", "--tail", "ten", "c1")
+    assert status == 1 and "invalid query parameter 'tail': 'ten'" in err, err
+
+
+def test_logs_follow_ends_when_the_process_exits(nsnet, engine: FakeEngine) -> None:
+    nsnet("run", "-d", "--name", "c1", "sleep", "100")
+
+    def finish() -> None:
+        time.sleep(0.5)
+        engine.write_output("c1", b"last\n")
+        engine.process_exited("c1", 0)
+
+    finisher = threading.Thread(target=finish)
+    finisher.start()
+    try:
+        result = nsnet("logs", "-f", "c1")
+    finally:
+        finisher.join()
+
+    assert result == (0, "output of c1\nlast\n", "")
+
+
+def test_logs_from_a_docker_daemon_split_stdout_and_stderr(
+    capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Against a daemon that keeps the streams apart (dockerd), frames of stream 2 go to
+    stderr, as with the docker CLI; the last frame may come in pieces."""
+    from nsnet.logstream import STDERR, STDOUT, frame
+
+    body = frame(STDOUT, b"out\n") + frame(STDERR, b"err\n") + frame(STDOUT, b"end\n")
+    answers = {
+        "/containers/web/json": b'{"Id": "' + b"f" * 64 + b'", "Config": {"Tty": false}}',
+        f"/containers/{'f' * 64}/logs": body,
+    }
+    path = str(tmp_path / "docker.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(2)
+    asked = []
+
+    def serve() -> None:
+        for _ in answers:
+            connection, _ = listener.accept()
+            with connection:
+                target = connection.recv(65536).split(b" ")[1].decode()
+                asked.append(target)
+                answer = answers[target.split("?")[0]]
+                connection.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                for start in range(0, len(answer), 5):
+                    piece = answer[start : start + 5]
+                    connection.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+                connection.sendall(b"0\r\n\r\n")
+
+    monkeypatch.setenv("NSNET_AUTOSTART", "0")
+    server = threading.Thread(target=serve)
+    server.start()
+    try:
+        capfd.readouterr()
+        status = cli.main(["-H", f"unix://{path}", "logs", "web"])
+    finally:
+        server.join(timeout=5)
+        listener.close()
+    output = capfd.readouterr()
+
+    assert (status, output.out, output.err) == (0, "out\nend\n", "err\n")
+    assert asked[1] == f"/containers/{'f' * 64}/logs?stdout=1&stderr=1&tail=all"
+
+
+def test_logs_of_what_nsnet_does_not_keep_is_the_daemons_error(nsnet) -> None:
+    nsnet("run", "-d", "--name", "c1", "sleep", "100")
+
+    status, out, err = nsnet("logs", "-t", "c1")
+
+    assert (status, out) == (1, "")
+    assert err.startswith("Error response from daemon: cannot show timestamps"), err
+    assert nsnet("logs", "nobody")[2] == "Error response from daemon: No such container: nobody\n"
 
 
 def test_a_flag_error_exits_125_as_docker_does(nsnet) -> None:

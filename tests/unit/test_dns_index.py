@@ -1,4 +1,5 @@
-"""The DNS name index: scoping by network, aliases, removal, reverse lookups, origins."""
+"""The DNS name index: scoping by network, qualified names, aliases, removal, reverse lookups,
+origins."""
 
 from ipaddress import IPv4Address
 
@@ -101,6 +102,81 @@ def test_endpoints_of_another_host_join_and_leave_by_origin() -> None:
     assert index.lookup([NET_A], "api") == addresses("10.1.0.2")
     assert index.lookup([NET_A], "cache") == []
     assert [entry.origin for entry in index.entries()] == ["local"]
+
+
+def test_a_name_qualified_by_its_network_resolves_there_only() -> None:
+    """Regression: ``web.backend`` was not ours and went upstream (SERVFAIL without one)."""
+    index = NameIndex()
+    index.add(NET_A, "endpoint-web", ["web", "cache"], "10.1.0.2", network_name="backend")
+    index.add(NET_B, "endpoint-db", ["db"], "10.2.0.2", network_name="front")
+
+    assert index.lookup([NET_A], "web.backend") == addresses("10.1.0.2")
+    assert index.lookup([NET_A], "cache.backend") == addresses("10.1.0.2")  # aliases too
+    assert index.lookup([NET_A, NET_B], "WEB.Backend.") == addresses("10.1.0.2")
+    assert index.lookup([NET_A, NET_B], "db.front") == addresses("10.2.0.2")
+    # Scoped as bare names are: not for an asker off that network, nor on another one.
+    assert index.lookup([NET_B], "web.backend") == []
+    assert index.lookup([NET_A, NET_B], "web.front") == []
+    assert index.lookup([NET_A], "db.front") == []
+
+
+def test_a_qualified_name_of_another_host_resolves_too() -> None:
+    index = NameIndex()
+    index.add(NET_A, "endpoint-remote", ["api"], "10.1.0.7", network_name="mesh", origin="host-2")
+
+    assert index.lookup([NET_A], "api.mesh") == addresses("10.1.0.7")
+
+    index.remove_origin("host-2")
+    assert index.lookup([NET_A], "api.mesh") == []
+
+
+def test_a_name_with_a_search_domain_appended_is_not_ours() -> None:
+    index = NameIndex()
+    index.add(NET_A, "endpoint-web", ["web"], "10.1.0.2", network_name="backend")
+
+    assert index.lookup([NET_A], "web.backend.example.com") == []
+    assert index.lookup([NET_A], "web.example.com") == []
+    assert index.lookup([NET_A], "backend") == []  # a network's name is no host name
+    assert index.lookup([NET_A], ".backend") == []
+
+
+def test_the_whole_name_goes_before_its_network_qualified_reading() -> None:
+    """Docker's order: ``a.b.c`` on any network, then ``a.b`` on network ``c``, then ``a`` on
+    network ``b.c``; dots may be in names and in network names alike."""
+    index = NameIndex()
+    index.add(NET_A, "endpoint-dotted", ["web.backend"], "10.1.0.2", network_name="front")
+    index.add(NET_B, "endpoint-web", ["web"], "10.2.0.2", network_name="backend")
+
+    assert index.lookup([NET_A, NET_B], "web.backend") == addresses("10.1.0.2")
+    assert index.lookup([NET_B], "web.backend") == addresses("10.2.0.2")
+    assert index.lookup([NET_A], "web.backend.front") == addresses("10.1.0.2")
+
+    dotted = NameIndex()
+    dotted.add(NET_A, "endpoint-api", ["api.v2"], "10.1.0.3", network_name="my.net")
+    assert dotted.lookup([NET_A], "api.v2.my.net") == addresses("10.1.0.3")
+    assert dotted.lookup([NET_A], "api.v2.net") == []
+
+
+def test_without_a_network_name_only_bare_names_resolve() -> None:
+    index = NameIndex()
+    index.add(NET_A, "endpoint-web", ["web"], "10.1.0.2")
+
+    assert index.lookup([NET_A], "web") == addresses("10.1.0.2")
+    assert index.lookup([NET_A], "web.") == addresses("10.1.0.2")
+    assert [entry.network_name for entry in index.entries()] == [""]
+
+
+def test_a_network_name_is_forgotten_with_its_last_endpoint() -> None:
+    index = NameIndex()
+    index.add(NET_A, "endpoint-1", ["one"], "10.1.0.2", network_name="backend")
+    index.add(NET_A, "endpoint-2", ["two"], "10.1.0.3", network_name="backend")
+
+    index.remove("endpoint-1")
+    assert index.lookup([NET_A], "two.backend") == addresses("10.1.0.3")
+
+    index.remove("endpoint-2")
+    index.add(NET_A, "endpoint-3", ["three"], "10.1.0.4")  # a later entry without the name
+    assert index.lookup([NET_A], "three.backend") == []
 
 
 def test_an_endpoint_without_names_is_refused() -> None:

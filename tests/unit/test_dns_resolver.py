@@ -70,11 +70,14 @@ class FakeUpstreams:
 
 def make_resolver(upstreams=(), exchange=None, timeout=0.05, seed=7) -> Resolver:
     index = NameIndex()
-    index.add(NET_A, "endpoint-web", ["web", "www"], "10.1.0.2", ptr_name="web.front")
-    index.add(NET_A, "endpoint-api-1", ["api-1", "api"], "10.1.0.3")
-    index.add(NET_A, "endpoint-api-2", ["api-2", "api"], "10.1.0.4")
-    index.add(NET_A, "endpoint-api-3", ["api-3", "api"], "10.1.0.5")
-    index.add(NET_B, "endpoint-db", ["db"], "10.2.0.2")
+    index.add(
+        NET_A, "endpoint-web", ["web", "www"], "10.1.0.2", network_name="front",
+        ptr_name="web.front",
+    )  # fmt: skip
+    index.add(NET_A, "endpoint-api-1", ["api-1", "api"], "10.1.0.3", network_name="front")
+    index.add(NET_A, "endpoint-api-2", ["api-2", "api"], "10.1.0.4", network_name="front")
+    index.add(NET_A, "endpoint-api-3", ["api-3", "api"], "10.1.0.5", network_name="front")
+    index.add(NET_B, "endpoint-db", ["db"], "10.2.0.2", network_name="back")
     return Resolver(
         index,
         upstreams,
@@ -143,6 +146,50 @@ def test_names_of_other_networks_are_not_answered_locally() -> None:
     assert reply.header.rcode == RCODE.NXDOMAIN
     assert upstreams.asked == [(FIRST, UDP)]
     assert answer_addresses(ask(resolver, "db", scope=ON_B)) == ["10.2.0.2"]
+
+
+def test_a_name_qualified_by_a_shared_network_is_answered_from_the_index() -> None:
+    """Regression: ``web.front`` was forwarded (SERVFAIL without an upstream)."""
+    upstreams = FakeUpstreams(**{"192_0_2_53": "nxdomain"})
+    resolver = make_resolver([FIRST], upstreams)
+
+    reply = ask(resolver, "Web.Front.")
+    assert reply.header.rcode == RCODE.NOERROR
+    assert answer_addresses(reply) == ["10.1.0.2"]
+    assert str(reply.rr[0].rname) == "Web.Front."
+    assert sorted(answer_addresses(ask(resolver, "api.front"))) == [
+        "10.1.0.3",
+        "10.1.0.4",
+        "10.1.0.5",
+    ]
+    no_ipv6 = ask(resolver, "www.front", "AAAA")
+    assert (no_ipv6.header.rcode, no_ipv6.rr) == (RCODE.NOERROR, [])
+    assert answer_addresses(ask(resolver, "db.back", scope=ON_B)) == ["10.2.0.2"]
+    assert upstreams.asked == []
+
+    # The reverse name of an address resolves forward again.
+    (pointer,) = ask(resolver, "2.0.1.10.in-addr.arpa", "PTR").rr
+    assert answer_addresses(ask(resolver, str(pointer.rdata))) == ["10.1.0.2"]
+
+
+def test_a_name_qualified_by_a_network_the_asker_is_not_on_is_forwarded() -> None:
+    upstreams = FakeUpstreams(**{"192_0_2_53": "nxdomain"})
+
+    reply = ask(make_resolver([FIRST], upstreams), "db.back", scope=ON_A)
+
+    assert reply.header.rcode == RCODE.NXDOMAIN
+    assert upstreams.asked == [(FIRST, UDP)]
+
+
+def test_a_local_name_with_a_search_domain_appended_is_forwarded() -> None:
+    """``web.front.example.com`` is what a client with ndots above 1 asks first: not ours."""
+    upstreams = FakeUpstreams(**{"192_0_2_53": "answer"})
+
+    reply = ask(make_resolver([FIRST], upstreams), "web.front.example.com")
+
+    assert answer_addresses(reply) == ["198.51.100.7"]  # the upstream's answer
+    assert str(reply.rr[0].rname) == "web.front.example.com."
+    assert upstreams.asked == [(FIRST, UDP)]
 
 
 def test_aaaa_of_a_known_name_is_nodata_and_never_forwarded() -> None:
