@@ -8,10 +8,11 @@ netlink message instead of create, move and rename.
 """
 
 import contextlib
+import errno
 import logging
 
 from nsnet import failpoints
-from nsnet.errors import Conflict, InvalidArgument, NsnetError
+from nsnet.errors import Conflict, InvalidArgument, NsnetError, Unavailable
 from nsnet.ipam import mac_from_address, parse_address
 from nsnet.kernel.netlink import ALIAS_PREFIX, Netlink, owner_alias, write_sysctl
 from nsnet.kernel.reaper import LinkReaper
@@ -31,6 +32,7 @@ from nsnet.models import (
 log = logging.getLogger(__name__)
 
 IFNAMSIZ = 15
+BRIDGE_PORT_LIMIT = 1023  # the kernel's BR_MAX_PORTS (1,024) less port number 0, which it reserves
 KNOWN_OPTIONS = {
     OPT_BRIDGE_NAME,
     OPT_MTU,
@@ -48,6 +50,12 @@ def bridge_mac_address(network: Network) -> str | None:
     """
     gateway = next((config.gateway for config in network.ipam if config.gateway), None)
     return mac_from_address(gateway) if gateway else None
+
+
+def bridge_full(error: NsnetError) -> bool:
+    """Whether a link change failed because the bridge has all the ports it can (EXFULL)."""
+    cause = error.__cause__
+    return isinstance(cause, OSError) and cause.errno == errno.EXFULL
 
 
 def valid_ifname(name: str) -> bool:
@@ -176,15 +184,7 @@ class BridgeDriver:
 
         with contextlib.ExitStack() as undo:
             failpoints.hit("connect.veth")
-            self.host.add_veth(
-                endpoint.host_ifname,
-                endpoint.container_ifname,
-                netns_path,
-                bridge_index,
-                endpoint.mac_address,
-                network.mtu,
-                endpoint.id,
-            )
+            self._add_port(network, endpoint, netns_path, bridge_index)
             undo.callback(self.host.delete_link, endpoint.host_ifname)
 
             failpoints.hit("connect.address")
@@ -206,6 +206,38 @@ class BridgeDriver:
             endpoint.container_ifname,
             endpoint.address,
         )
+
+    def _add_port(
+        self, network: Network, endpoint: Endpoint, netns_path: str, bridge_index: int
+    ) -> None:
+        """The endpoint's veth pair, its host end a port of the network's bridge."""
+
+        def add() -> None:
+            self.host.add_veth(
+                endpoint.host_ifname,
+                endpoint.container_ifname,
+                netns_path,
+                bridge_index,
+                endpoint.mac_address,
+                network.mtu,
+                endpoint.id,
+            )
+
+        try:
+            add()
+            return
+        except NsnetError as error:
+            if not bridge_full(error):
+                raise
+            if not self.reaper.pending:
+                raise Unavailable(
+                    f"cannot connect to network '{network.name}': bridge "
+                    f"'{network.bridge_name}' has {BRIDGE_PORT_LIMIT} ports, the kernel's limit"
+                ) from error
+        # Ports of endpoints that left are still waiting for the reaper: wait, then retry.
+        log.info("network %s: bridge full of ports being deleted; waiting for them", network.name)
+        self.reaper.drain()
+        add()
 
     def reattach(self, network: Network, endpoint: Endpoint) -> None:
         """Plug an endpoint's existing host end back into its bridge if it is not a port.

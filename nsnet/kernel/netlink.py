@@ -261,9 +261,12 @@ class Netlink:
     ) -> None:
         """Create a veth pair whose peer lands directly in the sandbox, as a bridge port.
 
-        One message creates both ends, names the peer, moves it into the sandbox, enslaves the
-        host end to the bridge and sets it up; a second marks it as nsnet's and turns on
-        hairpin mode (so a container can reach its own published ports through the host).
+        One message creates both ends, names the peer, moves it into the sandbox and enslaves
+        the host end to the bridge; a second marks it as nsnet's, turns on hairpin mode (so a
+        container can reach its own published ports through the host) and sets it up. In
+        between, IPv6 is turned off on the host end: a bridge port needs no address of its own,
+        and each port's link-local address and routes made every later link change walk a
+        routing table that grew with the number of containers.
         """
         peer_fd = os.open(peer_netns_path, os.O_RDONLY)
         try:
@@ -285,7 +288,6 @@ class Netlink:
                     ("IFLA_LINKINFO", {"attrs": linkinfo}),
                 ],
                 f"create veth pair '{host_ifname}'",
-                up=True,
             )
         finally:
             os.close(peer_fd)
@@ -293,11 +295,25 @@ class Netlink:
             ("IFLA_INFO_SLAVE_KIND", "bridge"),
             ("IFLA_INFO_SLAVE_DATA", {"attrs": [(IFLA_BRPORT_MODE, 1)]}),
         ]
-        self._set_link(
-            host_ifname,
-            [("IFLA_IFALIAS", owner_alias(owner_id)), ("IFLA_LINKINFO", {"attrs": hairpin})],
-            f"configure bridge port '{host_ifname}'",
-        )
+        try:
+            self.disable_ipv6(host_ifname)
+            self._set_link(
+                host_ifname,
+                [("IFLA_IFALIAS", owner_alias(owner_id)), ("IFLA_LINKINFO", {"attrs": hairpin})],
+                f"configure bridge port '{host_ifname}'",
+                IFF_UP,
+                IFF_UP,
+            )
+        except BaseException:
+            self.delete_link(host_ifname)  # the pair is half made: take both ends away
+            raise
+
+    def disable_ipv6(self, ifname: str) -> None:
+        """Turn IPv6 off on ``ifname`` (a kernel without IPv6 has nothing to turn off)."""
+        try:
+            write_sysctl(f"net.ipv6.conf.{ifname}.disable_ipv6", "1", self.netns_path)
+        except NotFound:
+            pass
 
     def add_veth_pair(self, ifname: str, peer_ifname: str, peer_netns_path: str) -> None:
         """Create a plain veth pair whose peer lands in another namespace (a lab's uplink)."""

@@ -28,6 +28,11 @@ class LinkReaper:
     def delete(self, ifname: str) -> None:
         self._queue.put(ifname)
 
+    @property
+    def pending(self) -> bool:
+        """Whether links handed over are not deleted yet."""
+        return self._queue.unfinished_tasks > 0
+
     def drain(self) -> None:
         """Wait until every link handed over so far is deleted."""
         self._queue.join()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nsnet.errors import Conflict, Forbidden, InvalidArgument, NotFound
+from nsnet.errors import Conflict, Forbidden, InvalidArgument, NotFound, Unavailable
 from nsnet.models import ContainerCreate, IpamConfig, NetworkCreate
 from tests.kernel.test_engine_support import (
     EngineThread,
@@ -412,3 +412,37 @@ def test_the_default_bridge_avoids_host_routes_but_not_default_ones(
     finally:
         problems = runner.dispose()
         assert not problems, problems
+
+
+def fill_bridge(host: HostWithOutside, bridge: str, ports: int) -> None:
+    """Make ``ports`` ports of ``bridge`` out of veth pairs that live in the host itself."""
+    commands = []
+    for number in range(ports):
+        commands.append(f"link add fill{number}a type veth peer name fill{number}b")
+        commands.append(f"link set fill{number}a master {bridge}")
+    host.host.run("ip", "-batch", "-", input="\n".join(commands) + "\n", timeout=300)
+
+
+def test_a_full_bridge_is_refused_naming_the_limit_and_ports_being_deleted_are_waited_for(
+    engine: EngineThread, host: HostWithOutside
+) -> None:
+    """Regression: under connect/disconnect churn at 1,000 endpoints the host ends that the
+    reaper had not deleted yet still held bridge ports, and a connect failed with the
+    kernel's bare 'Exchange full' once the bridge had its 1,023."""
+    network = user_network(engine, "crowd", "10.78.0.0/16")
+    engine.create_container(ContainerCreate(name="mover"))
+    engine.create_container(ContainerCreate(name="late"))
+    fill_bridge(host, network.bridge_name, 1022)
+
+    for _ in range(10):
+        engine.connect("crowd", "mover")  # the 1,023rd port, the last
+        engine.disconnect("crowd", "mover")  # its port goes in the background
+
+    engine.connect("crowd", "mover")
+    with pytest.raises(Unavailable, match=r"bridge 'br-[0-9a-f]{12}' has 1023 ports"):
+        engine.connect("crowd", "late")
+    late = engine.get_container("late").id
+    assert [network.name for network, _ in engine.container_endpoints(late)] == ["bridge"]
+    engine.disconnect("crowd", "mover")
+    host.host.run("ip", "-batch", "-", input="".join(
+        f"link del fill{number}a\n" for number in range(1022)), timeout=300)  # fmt: skip
