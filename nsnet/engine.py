@@ -91,6 +91,7 @@ def now() -> str:
 
 
 def new_id() -> str:
+    """A new random id of 64 hex digits, as Docker's ids of networks, containers, endpoints."""
     return secrets.token_hex(32)
 
 
@@ -244,6 +245,12 @@ class Engine:
         return warning
 
     def close(self) -> None:
+        """Stop the threads and close the handles that ``open`` made.
+
+        The link deletions and conntrack flushes already handed over are finished first. The
+        kernel's state (bridges, sandboxes, running processes) stays for the next ``open`` to
+        reconcile. Safe to call twice, and after a failed ``open``.
+        """
         self._close_cluster()
         if self.dns is not None:
             self.dns.stop()
@@ -468,6 +475,15 @@ class Engine:
     # Networks
 
     def create_network(self, request: NetworkCreate) -> Network:
+        """Create a network from ``request`` (``network create``) and return its record.
+
+        A bridge network gets its bridge and its firewall elements at once; an overlay network is
+        recorded in the cluster store, and a host makes its data plane with its first endpoint.
+        Refused as Docker refuses: Forbidden for a pre-defined name or a bridge subnet that
+        overlaps another network's, Conflict for a name, bridge, VNI or overlay subnet in use,
+        NotFound for an unknown driver, InvalidArgument for bad options or IPAM; Unavailable when
+        the kernel or the cluster store cannot do it. The local steps done are undone on failure.
+        """
         if request.name in ("bridge", "host", "none"):
             raise Forbidden(f"cannot create network '{request.name}': it is a pre-defined network")
         if request.driver == "overlay":
@@ -558,6 +574,10 @@ class Engine:
         return [config]
 
     def list_networks(self) -> list[Network]:
+        """Every network in the local store, in the order this host recorded them.
+
+        The cluster's overlay networks are copied in first, when a cluster store is reachable.
+        """
         self._sync_overlay_networks()
         return self.store.networks()
 
@@ -580,6 +600,13 @@ class Engine:
         raise NotFound(f"network {ref} not found")
 
     def remove_network(self, ref: str) -> None:
+        """Remove a network (``network rm``): its record, firewall elements, bridge or data plane.
+
+        ``ref`` is an id, a name or a unique id prefix. NotFound when there is no such network;
+        Forbidden for a pre-defined network or one with endpoints on this host; Conflict for an
+        overlay network with endpoints on another host, which is asked of the cluster store
+        before anything local changes.
+        """
         network = self.get_network(ref)
         if network.builtin:
             raise Forbidden(f"{network.name} is a pre-defined network and cannot be removed")
@@ -836,6 +863,7 @@ class Engine:
         return removed
 
     def network_endpoints(self, network_id: str) -> list[tuple[Container, Endpoint]]:
+        """The network's containers on this host with their endpoints, in the order they joined."""
         pairs = []
         for endpoint in self.store.endpoints(network_id=network_id):
             container = self.store.container(endpoint.container_id)
@@ -852,6 +880,16 @@ class Engine:
         ip_address: str | None = None,
         aliases: list[str] | None = None,
     ) -> Endpoint:
+        """Connect a container to a network (``network connect``) and return the new endpoint.
+
+        ``ip_address`` pins the endpoint's address (not on the default bridge); ``aliases`` are
+        more names for it in the embedded DNS on this network. The endpoint is the container's
+        next free ``ethN``; it gives the default route when the container has none yet and the
+        network is not internal; the container's published ports come back when this is the
+        network it was created on. InvalidArgument for a host, none or container:<name>
+        container and for a network that takes no endpoints; Forbidden when it is connected
+        already or the address is taken or reserved. A failed connect leaves nothing behind.
+        """
         container = self.get_container(container_ref)  # Docker reports the container first
         network = self.get_network(network_ref)
         refusal = {
@@ -1013,6 +1051,14 @@ class Engine:
                 return ifname
 
     def disconnect(self, network_ref: str, container_ref: str, force: bool = False) -> None:
+        """Disconnect a container from a network (``network disconnect``).
+
+        The address is released, the container's published ports are withdrawn when this is the
+        network it was created on, and if this endpoint gave the default route, the route moves
+        to the next endpoint with a gateway. The veth pair is unplugged at once and deleted in
+        the background. NotFound when the container is not connected to the network. ``force``
+        is taken, as Docker's API has it, and changes nothing.
+        """
         network = self.get_network(network_ref)
         container = self.get_container(container_ref)
         endpoint = next(
@@ -1075,6 +1121,14 @@ class Engine:
     # Containers
 
     def create_container(self, request: ContainerCreate) -> Container:
+        """Create a container from ``request`` (``create``, and ``run`` first) and return it.
+
+        Makes its sandbox (network, UTS and mount namespaces; none in host mode, only a mount
+        namespace in container:<name> mode), connects it to its network and publishes its ports,
+        choosing a free host port where none is given. A name is generated when none is given.
+        The command is not started (``start_container``). InvalidArgument for what Docker
+        refuses, Conflict for a name in use; a failed create leaves nothing behind.
+        """
         name = request.name or self._generate_name()
         if not NAME_PATTERN.match(name):
             raise InvalidArgument(
@@ -1261,6 +1315,7 @@ class Engine:
                 return name
 
     def list_containers(self, all: bool = False) -> list[Container]:
+        """The running containers, or every one with ``all``, in the order they were created."""
         containers = self.store.containers()
         return [c for c in containers if all or c.state == "running"]
 
@@ -1282,6 +1337,7 @@ class Engine:
         raise NotFound(f"No such container: {ref}")
 
     def container_endpoints(self, container_id: str) -> list[tuple[Network, Endpoint]]:
+        """The container's endpoints with their networks, in the order they joined."""
         pairs = []
         for endpoint in self.store.endpoints(container_id=container_id):
             network = self.store.network(endpoint.network_id)
@@ -1470,6 +1526,13 @@ class Engine:
         return list(ended)
 
     def stop_container(self, ref: str, timeout: float = 10) -> Container:
+        """Stop the container's process: SIGTERM, then SIGKILL after ``timeout`` s; return it.
+
+        Holds the engine's thread until the process is gone, for up to ``timeout`` + 5 s, so the
+        daemon's API stops containers with ``signal_container`` and waits itself. ``timeout`` 0
+        sends both signals at once. A container that is not running is returned unchanged; a
+        process still there after its SIGKILL is recorded as exited with 137.
+        """
         container = self.get_container(ref)
         if container.state != "running":
             return container
@@ -1520,6 +1583,13 @@ class Engine:
         return False
 
     def remove_container(self, ref: str, force: bool = False) -> None:
+        """Remove a container (``rm``): endpoints, addresses, published ports, sandbox and files.
+
+        A running container is refused (Conflict) unless ``force``, which stops it first with
+        SIGTERM and SIGKILL at once; so is one whose network namespace other containers share.
+        The records go in one transaction; the kernel teardown after it goes on past failures,
+        which are logged as leftovers (reconcile removes them at the next start), not raised.
+        """
         container = self.get_container(ref)
         if container.state == "running":
             if not force:

@@ -35,6 +35,7 @@ def parse_network(text: str, what: str = "subnet") -> IPv4Network:
 
 
 def parse_address(text: str, what: str = "address") -> IPv4Address:
+    """An IPv4 address from text; InvalidArgument naming ``what`` otherwise (IPv6 too)."""
     try:
         address = ip_address(text)
     except ValueError as error:

@@ -66,6 +66,7 @@ class Network:
 
     @property
     def builtin(self) -> bool:
+        """Whether this is a pre-defined network (bridge, host, none), never created or removed."""
         return self.name in BUILTIN_NETWORKS
 
     @property
@@ -77,6 +78,10 @@ class Network:
 
     @property
     def mtu(self) -> int:
+        """The ``com.docker.network.driver.mtu`` option, else 1500: the MTU of a bridge's links.
+
+        The overlay driver derives its own (``OverlayDriver.mtu``).
+        """
         return int(self.options.get(OPT_MTU, "1500") or 1500)
 
     def option_enabled(self, key: str) -> bool:

@@ -63,4 +63,5 @@ NOUNS = (
 
 
 def random_name() -> str:
+    """A random name such as ``brave_falcon``; the caller checks that no container has it."""
     return f"{secrets.choice(ADJECTIVES)}_{secrets.choice(NOUNS)}"

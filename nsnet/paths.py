@@ -25,18 +25,22 @@ class Paths:
 
     @property
     def database(self) -> Path:
+        """The SQLite file of the local store."""
         return self.state_dir / "nsnet.db"
 
     @property
     def socket(self) -> Path:
+        """The unix socket the daemon serves its API on."""
         return self.run_dir / "nsnetd.sock"
 
     @property
     def pid_file(self) -> Path:
+        """The daemon's pid file, held locked while it runs."""
         return self.run_dir / "nsnetd.pid"
 
     @property
     def daemon_log(self) -> Path:
+        """Where the CLI's automatic start of nsnetd sends the daemon's output."""
         return self.state_dir / "nsnetd.log"
 
     @property
@@ -60,6 +64,7 @@ class Paths:
         return self.state_dir / "containers"
 
     def container_dir(self, container_id: str) -> Path:
+        """The directory of one container's files (its log, resolv.conf and hosts)."""
         return self.containers_dir / container_id
 
     def ensure(self) -> None:

@@ -107,6 +107,7 @@ class Store:
         self._depth = 0
 
     def close(self) -> None:
+        """Close the database connection; the store cannot be used after it."""
         self.db.close()
 
     @contextlib.contextmanager
@@ -140,6 +141,10 @@ class Store:
     # Networks
 
     def put_network(self, network: Network) -> None:
+        """Insert a network's record, or update the one with its id.
+
+        Conflict when another network has its name.
+        """
         self._write(
             # An upsert on the id alone: OR REPLACE would silently delete another row that
             # holds the same name instead of refusing it.
@@ -150,14 +155,21 @@ class Store:
         )
 
     def delete_network(self, network_id: str) -> None:
+        """Delete a network's record and every address allocated on it.
+
+        Its endpoints must be deleted first: the foreign key refuses otherwise, with a
+        ``sqlite3.IntegrityError`` that is not translated.
+        """
         self.db.execute("DELETE FROM addresses WHERE network_id = ?", (network_id,))
         self.db.execute("DELETE FROM networks WHERE id = ?", (network_id,))
 
     def networks(self) -> list[Network]:
+        """Every network, in the order they were first stored."""
         rows = self.db.execute("SELECT document FROM networks ORDER BY rowid")
         return [_network(document) for (document,) in rows]
 
     def network(self, network_id: str) -> Network | None:
+        """The network whose full id is ``network_id``, or None."""
         row = self.db.execute("SELECT document FROM networks WHERE id = ?", (network_id,))
         found = row.fetchone()
         return _network(found[0]) if found else None
@@ -165,6 +177,10 @@ class Store:
     # Containers
 
     def put_container(self, container: Container) -> None:
+        """Insert a container's record, or update the one with its id.
+
+        Conflict when another container has its name.
+        """
         self._write(
             "INSERT INTO containers (id, name, document) VALUES (?, ?, ?)"
             " ON CONFLICT (id) DO UPDATE SET name = excluded.name, document = excluded.document",
@@ -173,23 +189,36 @@ class Store:
         )
 
     def delete_container(self, container_id: str) -> None:
+        """Delete a container's record.
+
+        Its endpoints must be deleted first: the foreign key refuses otherwise, with a
+        ``sqlite3.IntegrityError`` that is not translated.
+        """
         self.db.execute("DELETE FROM containers WHERE id = ?", (container_id,))
 
     def containers(self) -> list[Container]:
+        """Every container, in the order they were first stored."""
         rows = self.db.execute("SELECT document FROM containers ORDER BY rowid")
         return [_container(document) for (document,) in rows]
 
     def container(self, container_id: str) -> Container | None:
+        """The container whose full id is ``container_id``, or None."""
         row = self.db.execute("SELECT document FROM containers WHERE id = ?", (container_id,))
         found = row.fetchone()
         return _container(found[0]) if found else None
 
     def container_names(self) -> dict[str, str]:
+        """Every container's name, mapped to its id."""
         return dict(self.db.execute("SELECT name, id FROM containers"))
 
     # Endpoints
 
     def put_endpoint(self, endpoint: Endpoint) -> None:
+        """Insert an endpoint's record, or update the one with its id.
+
+        Conflict when its ``host_ifname`` is taken, when its container already has an endpoint on
+        its network, or when either has no record.
+        """
         self._write(
             "INSERT INTO endpoints"
             " (id, network_id, container_id, host_ifname, document) VALUES (?, ?, ?, ?, ?)"
@@ -207,11 +236,16 @@ class Store:
         )
 
     def delete_endpoint(self, endpoint_id: str) -> None:
+        """Delete an endpoint's record; its address is released apart (``release``)."""
         self.db.execute("DELETE FROM endpoints WHERE id = ?", (endpoint_id,))
 
     def endpoints(
         self, network_id: str | None = None, container_id: str | None = None
     ) -> list[Endpoint]:
+        """The endpoints of one network, of one container, of both, or of everything.
+
+        In the order they were first stored, which is the order they joined.
+        """
         sql = "SELECT document FROM endpoints"
         clauses, parameters = [], []
         if network_id is not None:
@@ -226,19 +260,26 @@ class Store:
         return [_endpoint(document) for (document,) in rows]
 
     def host_ifnames(self) -> set[str]:
+        """The ``host_ifname`` of every endpoint: the veth names nsnet holds."""
         return {name for (name,) in self.db.execute("SELECT host_ifname FROM endpoints")}
 
     def endpoint_count(self, network_id: str) -> int:
+        """How many endpoints the network has on this host."""
         row = self.db.execute("SELECT count(*) FROM endpoints WHERE network_id = ?", (network_id,))
         return row.fetchone()[0]
 
     # Address allocations
 
     def allocated(self, network_id: str) -> set[int]:
+        """The addresses allocated on the network, as integers (what ``ipam`` takes)."""
         rows = self.db.execute("SELECT address FROM addresses WHERE network_id = ?", (network_id,))
         return {address for (address,) in rows}
 
     def allocate(self, network_id: str, address: IPv4Address, owner: str) -> None:
+        """Record ``address`` as allocated on the network to ``owner``, an endpoint id.
+
+        Conflict when the address is allocated already, or the network has no record.
+        """
         self._write(
             "INSERT INTO addresses (network_id, address, owner) VALUES (?, ?, ?)",
             (network_id, int(address), owner),
@@ -246,6 +287,7 @@ class Store:
         )
 
     def address_owner(self, network_id: str, address: IPv4Address) -> str | None:
+        """The endpoint id that holds ``address`` on the network, or None when it is free."""
         row = self.db.execute(
             "SELECT owner FROM addresses WHERE network_id = ? AND address = ?",
             (network_id, int(address)),
@@ -253,6 +295,7 @@ class Store:
         return row[0] if row else None
 
     def release(self, network_id: str, address: IPv4Address) -> None:
+        """Free an address of the network; one that is not allocated is no error."""
         self.db.execute(
             "DELETE FROM addresses WHERE network_id = ? AND address = ?",
             (network_id, int(address)),
