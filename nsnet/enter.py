@@ -15,6 +15,11 @@ from nsnet.kernel import namespace
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Join the namespaces given and exec the command; return only when that fails.
+
+    The status is Docker's: 125 when the sandbox cannot be entered or no command is given, 126
+    when the command cannot be executed, 127 when it is not found.
+    """
     parser = argparse.ArgumentParser(prog="nsnet-enter")
     parser.add_argument("--net")
     parser.add_argument("--uts")
@@ -62,6 +67,12 @@ def fail(status_fd: int | None, reason: str, code: int) -> int:
 
 def enter(options: argparse.Namespace) -> None:
     # Every file is opened first: once in the sandbox's mount namespace, they are not there.
+    """Join the namespaces ``options`` names: network, UTS, then mount, in this process.
+
+    The process must be single-threaded for the mount namespace. Joining one moves the working
+    directory to its root, so it moves back to the same path (or / if there is none). Raises
+    OSError naming the namespace that cannot be opened or joined.
+    """
     joins = []
     try:
         for path, kind, name in (

@@ -44,12 +44,15 @@ class Sandboxes:
         return made
 
     def netns_path(self, container_id: str) -> Path:
+        """The file that keeps the container's network namespace alive."""
         return self.directory / container_id
 
     def uts_path(self, container_id: str) -> Path:
+        """The file that keeps the container's UTS namespace alive."""
         return self.directory / f"{container_id}.uts"
 
     def mnt_path(self, container_id: str) -> Path:
+        """The file that keeps the container's mount namespace alive."""
         return self.mount_directory / f"{container_id}.mnt"
 
     def create(self, container_id: str, hostname: str) -> tuple[str, str]:

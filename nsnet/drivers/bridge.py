@@ -77,6 +77,11 @@ class BridgeDriver:
         self._bridge_indexes: dict[str, int] = {}
 
     def validate(self, request: NetworkCreate) -> None:
+        """Refuse what Docker refuses of a bridge network's options (InvalidArgument).
+
+        Unknown options; a bridge name the kernel would not take; icc and masquerade values that
+        are no booleans; a host binding address that is no IPv4 address; an MTU outside 68-65535.
+        """
         unknown = set(request.options) - KNOWN_OPTIONS
         if unknown:
             raise InvalidArgument(
@@ -118,6 +123,12 @@ class BridgeDriver:
             )
 
     def create(self, network: Network) -> None:
+        """Make the network's bridge: its own MAC, the gateway address, route_localnet, up.
+
+        Idempotent, and run for every bridge network at each start: an existing bridge is adopted
+        when it carries this network's alias; any other link of that name is a Conflict.
+        A bridge made here is deleted again when a later step fails.
+        """
         bridge = network.bridge_name
         with contextlib.ExitStack() as undo:
             existing = self.host.link_index(bridge)
@@ -158,6 +169,7 @@ class BridgeDriver:
         log.info("network %s: bridge %s ready", network.name, bridge)
 
     def delete(self, network: Network) -> None:
+        """Delete the network's bridge, if it is there and carries nsnet's alias."""
         bridge = network.bridge_name
         index = self.host.link_index(bridge)
         if index is None:
@@ -172,6 +184,13 @@ class BridgeDriver:
     def join(
         self, network: Network, endpoint: Endpoint, netns_path: str, default_route: bool
     ) -> None:
+        """Plug an endpoint in: a veth pair from the bridge into the sandbox at ``netns_path``.
+
+        The container end gets the endpoint's address and is set up; with ``default_route`` (and
+        a gateway) the sandbox routes through the gateway. NsnetError when the bridge is missing,
+        Unavailable when it has as many ports as the kernel allows (after waiting for ports still
+        being deleted). The veth pair is deleted again when a later step fails.
+        """
         bridge_index = self._bridge_indexes.get(network.id)
         if bridge_index is None:
             bridge_index = self.host.link_index(network.bridge_name)

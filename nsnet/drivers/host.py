@@ -12,20 +12,22 @@ class _NoEndpoints:
     name = ""
 
     def validate(self, request: NetworkCreate) -> None:
+        """Refuse every request (Forbidden): the one network of this driver is built in."""
         raise Forbidden(
             f"cannot create network '{request.name}': only one instance of \"{self.name}\" "
             "network is allowed"
         )
 
     def create(self, network: Network) -> None:
-        pass
+        """Nothing to make: the network owns no kernel objects."""
 
     def delete(self, network: Network) -> None:
-        pass
+        """Nothing to remove."""
 
     def join(
         self, network: Network, endpoint: Endpoint, netns_path: str, default_route: bool
     ) -> None:
+        """Refuse the endpoint (Forbidden): containers join these networks by network mode."""
         raise Forbidden(
             f"cannot connect to network '{network.name}': container cannot be disconnected from "
             f"host network or connected to host network"
@@ -34,7 +36,7 @@ class _NoEndpoints:
         )
 
     def leave(self, network: Network, endpoint: Endpoint, netns_path: str | None) -> None:
-        pass
+        """Nothing to unplug: no endpoint ever joined."""
 
 
 class HostDriver(_NoEndpoints):

@@ -85,6 +85,7 @@ class OverlayDriver:
         return namespace.ensure_shared_directory(self.directory)
 
     def close(self) -> None:
+        """Close the data planes' netlink handles; their namespaces stay, for the next start."""
         with self.lock:
             for plane in self._planes.values():
                 plane.netlink.close()
@@ -93,6 +94,11 @@ class OverlayDriver:
     # The network
 
     def validate(self, request: NetworkCreate) -> None:
+        """Refuse an overlay network when there is no cluster store (Unavailable).
+
+        InvalidArgument for unknown options, an MTU outside 68-65535, a VNI that is not one number
+        from 1 to 2^24 - 1, and more than one subnet.
+        """
         if self.cluster is None:
             raise Unavailable(f"cannot create network '{request.name}': {MISSING_STORE}")
         unknown = set(request.options) - KNOWN_OPTIONS
@@ -119,6 +125,7 @@ class OverlayDriver:
         """Nothing to make yet: a host gets the data plane with its first member."""
 
     def delete(self, network: Network) -> None:
+        """Remove the network's data plane on this host, if any; forget its remote endpoints."""
         with self.lock:
             self._remove_plane(network.id)
             self._remote.pop(network.id, None)
@@ -146,6 +153,7 @@ class OverlayDriver:
         return underlay - VXLAN_OVERHEAD
 
     def netns_path(self, network_id: str) -> Path:
+        """The file that keeps the network's data plane namespace on this host alive."""
         return self.directory / network_id
 
     # Endpoints
@@ -153,6 +161,13 @@ class OverlayDriver:
     def join(
         self, network: Network, endpoint: Endpoint, netns_path: str, default_route: bool
     ) -> None:
+        """Plug an endpoint in: a veth pair from the data plane's ``br0`` into the sandbox.
+
+        The host's first member makes the data plane (namespace, bridge, VXLAN device, the remote
+        endpoints' entries), which is removed again if the join fails. The container end gets the
+        endpoint's address and is set up; a default route is added only with ``default_route``
+        and a gateway, which an overlay endpoint lacks (the gateway bridge routes it).
+        """
         with self.lock, contextlib.ExitStack() as undo:
             plane = self._planes.get(network.id)
             if plane is None:
@@ -337,6 +352,11 @@ class OverlayDriver:
     # Remote endpoints (called by the cluster agent's thread)
 
     def remote_put(self, record: EndpointRecord) -> None:
+        """Record another host's endpoint, and program its FDB and neighbour entries.
+
+        The entries go into the network's data plane when this host has one (else when it is
+        made). Called by the cluster agent's thread; idempotent.
+        """
         with self.lock:
             self._remote.setdefault(record.network_id, {})[record.endpoint_id] = record
             plane = self._planes.get(record.network_id)
@@ -344,6 +364,7 @@ class OverlayDriver:
                 self._program(plane, record)
 
     def remote_delete(self, network_id: str, endpoint_id: str) -> EndpointRecord | None:
+        """Forget another host's endpoint, removing its entries; its record, or None if unknown."""
         with self.lock:
             record = self._remote.get(network_id, {}).pop(endpoint_id, None)
             plane = self._planes.get(network_id)
@@ -352,6 +373,7 @@ class OverlayDriver:
             return record
 
     def remote_endpoints(self, network_id: str | None = None) -> list[EndpointRecord]:
+        """Other hosts' endpoints as last seen: one network's, or every network's."""
         with self.lock:
             if network_id is not None:
                 return list(self._remote.get(network_id, {}).values())

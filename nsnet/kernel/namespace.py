@@ -55,14 +55,20 @@ def _check(result: int, what: str) -> None:
 
 
 def setns(fd: int, nstype: int) -> None:
+    """Move the calling thread into the namespace open at ``fd`` (setns(2)); OSError on failure."""
     _check(_libc.setns(fd, nstype), "setns")
 
 
 def unshare(flags: int) -> None:
+    """Give the calling thread new namespaces of the ``CLONE_NEW*`` kinds in ``flags``."""
     _check(_libc.unshare(flags), "unshare")
 
 
 def mount(source: str, target: str, fstype: str | None, flags: int) -> None:
+    """mount(2) ``source`` on ``target``; OSError on failure.
+
+    ``fstype`` is None for a bind mount or a change of propagation.
+    """
     _check(
         _libc.mount(
             source.encode(), target.encode(), fstype.encode() if fstype else None, flags, None
@@ -72,10 +78,12 @@ def mount(source: str, target: str, fstype: str | None, flags: int) -> None:
 
 
 def umount(target: str, flags: int = MNT_DETACH) -> None:
+    """Unmount ``target``, lazily by default (MNT_DETACH); OSError (EINVAL: not a mount point)."""
     _check(_libc.umount2(target.encode(), flags), f"umount {target}")
 
 
 def sethostname(name: str) -> None:
+    """Set the host name of the calling thread's UTS namespace."""
     raw = name.encode()
     _check(_libc.sethostname(raw, len(raw)), "sethostname")
 
@@ -277,6 +285,7 @@ def is_mounted_namespace(path: Path) -> bool:
 
 
 def inode(path: str | Path) -> int:
+    """The inode number of ``path``; two files name one namespace when theirs are equal."""
     return os.stat(path).st_ino
 
 

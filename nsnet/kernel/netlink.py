@@ -74,6 +74,7 @@ _IFINFO_INDEX = struct.Struct("=i")  # ifinfomsg.ifi_index sits 4 bytes into the
 
 
 def owner_alias(owner_id: str) -> str:
+    """The alias that marks a link as nsnet's: ``nsnet:<id of its network or endpoint>``."""
     return f"{ALIAS_PREFIX}{owner_id}"
 
 
@@ -100,6 +101,7 @@ def translate(error: NetlinkFailure, action: str) -> NsnetError:
 
 @contextlib.contextmanager
 def netlink_errors(action: str):
+    """Turn a ``NetlinkFailure`` in the body into nsnet's error: "cannot <action>: <cause>"."""
     try:
         yield
     except NetlinkFailure as error:
@@ -110,6 +112,9 @@ class Netlink:
     """An rtnetlink channel bound to one network namespace; one thread at a time."""
 
     def __init__(self, sock: socket.socket, netns_path: str | None) -> None:
+        """Wrap ``sock``, a bound rtnetlink socket of the namespace at ``netns_path`` (None: the
+        opener's); ``open`` makes both.
+        """
         self.sock = sock
         self.netns_path = netns_path
         self._sequence = 0
@@ -130,6 +135,7 @@ class Netlink:
         return cls(sock, str(netns_path) if netns_path else None)
 
     def close(self) -> None:
+        """Close the socket: the handle no longer keeps its namespace alive."""
         self.sock.close()
 
     # The wire
@@ -197,6 +203,7 @@ class Netlink:
         return _summary(_decode(ifinfmsg, replies[0]))
 
     def links(self) -> list[dict]:
+        """The summary (as ``link`` gives it) of every link in the namespace."""
         message = ifinfmsg()
         with netlink_errors("list links"):
             replies = self.request(message, RTM_GETLINK, NLM_F_DUMP)
@@ -226,6 +233,7 @@ class Netlink:
             self.request(message, RTM_NEWLINK, NLM_F_ACK)
 
     def set_alias(self, index: int, alias: str, ifname: str = "") -> None:
+        """Set the link's alias; ``ifname`` only names it in an error."""
         self._set_link(index, [("IFLA_IFALIAS", alias)], f"set alias of '{ifname or index}'")
 
     def add_bridge(
@@ -332,17 +340,21 @@ class Netlink:
             os.close(peer_fd)
 
     def set_up(self, link: int | str) -> None:
+        """Set a link, given by index or name, up."""
         self._set_link(link, [], f"set link '{link}' up", IFF_UP, IFF_UP)
 
     def set_mac_address(self, link: int | str, mac_address: str) -> None:
+        """Set a link's MAC address."""
         self._set_link(
             link, [("IFLA_ADDRESS", mac_address)], f"set the MAC address of link '{link}'"
         )
 
     def set_mtu(self, link: int | str, mtu: int) -> None:
+        """Set a link's MTU."""
         self._set_link(link, [("IFLA_MTU", mtu)], f"set the MTU of link '{link}' to {mtu}")
 
     def set_down(self, link: int | str) -> None:
+        """Set a link down (the kernel drops the routes through it)."""
         self._set_link(link, [], f"set link '{link}' down", 0, IFF_UP)
 
     def attach_to_bridge(self, link: int | str, bridge_index: int) -> None:
@@ -399,6 +411,7 @@ class Netlink:
             self.request(message, RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
 
     def addresses(self, index: int) -> list[tuple[str, int]]:
+        """The IPv4 addresses on link ``index``, as (address, prefix length)."""
         message = ifaddrmsg()
         message["family"] = AF_INET
         with netlink_errors(f"list addresses of link {index}"):
@@ -411,6 +424,10 @@ class Netlink:
         return found
 
     def add_default_route(self, gateway: IPv4Address, index: int) -> None:
+        """Add the default route via ``gateway`` out of link ``index`` to the main table.
+
+        Conflict when there is a default route already.
+        """
         message = rtmsg()
         message["family"] = AF_INET
         message["table"] = RT_TABLE_MAIN
@@ -647,6 +664,10 @@ def write_sysctl(key: str, value: str, netns_path: str | Path | None = None) -> 
 
 
 def read_sysctl(key: str, netns_path: str | Path | None = None) -> str:
+    """The value of ``key`` (dotted) in the given network namespace, else the calling thread's.
+
+    Unlike ``write_sysctl`` it raises OSError untranslated (FileNotFoundError: no such sysctl).
+    """
     path = Path("/proc/sys") / key.replace(".", "/")
     context = namespace.entered(netns_path) if netns_path else contextlib.nullcontext()
     with context, open(path) as handle:

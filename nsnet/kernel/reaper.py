@@ -20,12 +20,18 @@ class LinkReaper:
     """A thread that deletes links in one namespace, in the order they were handed over."""
 
     def __init__(self, netlink: Netlink) -> None:
+        """Start the reaper's thread.
+
+        From now on the thread owns ``netlink``, a handle in the links' namespace, and ``close``
+        closes it.
+        """
         self.netlink = netlink  # used by the reaper thread only
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="nsnet-link-reaper", daemon=True)
         self._thread.start()
 
     def delete(self, ifname: str) -> None:
+        """Hand ``ifname`` over for deletion and return at once (a link gone by then is fine)."""
         self._queue.put(ifname)
 
     @property
@@ -38,6 +44,7 @@ class LinkReaper:
         self._queue.join()
 
     def close(self) -> None:
+        """Delete every link handed over so far, then stop the thread and close its handle."""
         self._queue.put(None)
         self._thread.join()
         self.netlink.close()
