@@ -29,6 +29,10 @@ class ClusterAgent:
     def __init__(
         self, store: ClusterStore, driver: OverlayDriver, index: NameIndex | None
     ) -> None:
+        """Follow ``store``: other hosts' endpoints go to ``driver``, and to ``index`` unless None.
+
+        The thread starts with ``start``.
+        """
         self.store = store
         self.driver = driver
         self.index = index
@@ -42,6 +46,7 @@ class ClusterAgent:
 
     @property
     def host(self) -> str:
+        """This host's advertise address as text: records that carry it are its own."""
         return str(self.store.host_address)
 
     def start(self) -> None:
@@ -52,6 +57,7 @@ class ClusterAgent:
         self._thread.start()
 
     def stop(self) -> None:
+        """Break the watch and wait for the thread to end (at most 5 s)."""
         self._stopping.set()
         self.restart_watch()
         if self._thread is not None:

@@ -39,6 +39,7 @@ class ClusterConfig:
 
     @property
     def store_url(self) -> str:
+        """The store as ``etcd://HOST:PORT``."""
         return f"etcd://{self.store_host}:{self.store_port}"
 
 

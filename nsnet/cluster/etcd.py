@@ -25,11 +25,13 @@ API_PATH = "/v3/"  # etcd 3.4's gateway (3.3 had /v3beta/)
 
 
 def encode(text: str | bytes) -> str:
+    """Text or bytes in base64, as the gateway's JSON carries keys and values."""
     raw = text.encode() if isinstance(text, str) else text
     return base64.b64encode(raw).decode()
 
 
 def decode(text: str | None) -> bytes:
+    """The bytes of the gateway's base64 (empty for a missing value)."""
     return base64.b64decode(text) if text else b""
 
 
@@ -71,6 +73,7 @@ def value_is(key: str, value: str | bytes) -> dict:
 
 
 def put(key: str, value: str | bytes, lease: int = 0) -> dict:
+    """Transaction part: put ``value`` at ``key``, under ``lease`` when one is given."""
     request = {"key": encode(key), "value": encode(value)}
     if lease:
         request["lease"] = lease
@@ -78,6 +81,7 @@ def put(key: str, value: str | bytes, lease: int = 0) -> dict:
 
 
 def delete(key: str, prefix: bool = False) -> dict:
+    """Transaction part: delete ``key``, or with ``prefix`` every key that starts with it."""
     request = {"key": encode(key)}
     if prefix:
         request["range_end"] = encode(prefix_end(key))
@@ -85,6 +89,7 @@ def delete(key: str, prefix: bool = False) -> dict:
 
 
 def get(key: str) -> dict:
+    """Transaction part: read ``key``."""
     return {"request_range": {"key": encode(key)}}
 
 
@@ -92,10 +97,15 @@ class Etcd:
     """One connection to the store (one thread's)."""
 
     def __init__(self, host: str, port: int, timeout: float) -> None:
+        """A client of the gateway at ``host:port``; ``timeout`` bounds each request, in seconds.
+
+        Nothing is sent until the first request.
+        """
         self.url = f"etcd://{host}:{port}"
         self.client = etcd3gw.Etcd3Client(host=host, port=port, api_path=API_PATH, timeout=timeout)
 
     def close(self) -> None:
+        """Close the HTTP session."""
         self.client.session.close()
 
     def _post(self, path: str, body: dict, action: str) -> dict:
@@ -107,6 +117,7 @@ class Etcd:
             )
 
     def status(self) -> dict:
+        """The server's status; Unavailable when the store cannot be reached."""
         return self._post("/maintenance/status", {}, "reach the cluster store")
 
     def range(self, prefix: str, keys_only: bool = False) -> tuple[int, list[KeyValue]]:
@@ -119,6 +130,7 @@ class Etcd:
         return revision, [_key_value(item) for item in answer.get("kvs", [])]
 
     def get(self, key: str) -> KeyValue | None:
+        """The key's value, lease and revision, or None when there is no such key."""
         answer = self._post("/kv/range", {"key": encode(key)}, f"read {key}")
         items = answer.get("kvs", [])
         return _key_value(items[0]) if items else None
@@ -136,11 +148,13 @@ class Etcd:
         return bool(answer.get("succeeded", False)), answer.get("responses", [])
 
     def delete(self, key: str, prefix: bool = False) -> None:
+        """Delete ``key``, or with ``prefix`` every key under it; a missing key is no error."""
         self._post("/kv/deleterange", delete(key, prefix)["request_delete_range"], "delete a key")
 
     # Leases
 
     def grant(self, ttl: int) -> int:
+        """A new lease of ``ttl`` seconds; its id."""
         answer = self._post("/lease/grant", {"TTL": ttl, "ID": 0}, "take a lease")
         return int(answer["ID"])
 
@@ -150,10 +164,12 @@ class Etcd:
         return int(answer.get("result", {}).get("TTL", -1))
 
     def time_to_live(self, lease: int) -> int:
+        """The seconds ``lease`` has left; -1 when it has expired or never existed."""
         answer = self._post("/kv/lease/timetolive", {"ID": lease}, "look up the lease")
         return int(answer.get("TTL", -1))
 
     def revoke(self, lease: int) -> None:
+        """End ``lease`` now, deleting every key written under it."""
         self._post("/kv/lease/revoke", {"ID": lease}, "revoke the lease")
 
     # Watches

@@ -44,6 +44,11 @@ def host_address(number: int) -> IPv4Address:
 
 class ClusterLab:
     def __init__(self, hosts: int = 2, ttl: int = 15, mtu: int = 1500) -> None:
+        """A lab of ``hosts`` hosts, each nsnetd with a lease TTL of ``ttl`` seconds.
+
+        ``mtu`` is the MTU of every underlay link (the overlay's follows it). Only the lab's
+        directory under /run is made here; entering the ``with`` block builds the rest.
+        """
         self.name = "nsnet-cluster-" + secrets.token_hex(3)
         self.directory = Path(tempfile.mkdtemp(prefix=self.name + "-", dir="/run"))
         self.count = hosts
@@ -71,9 +76,11 @@ class ClusterLab:
         self.close()
 
     def host_netns(self, number: int) -> Path:
+        """The network namespace file of host ``number`` (1, 2, ...)."""
         return self.directory / f"host{number}.net"
 
     def root(self, number: int) -> Path:
+        """Host ``number``'s NSNET_ROOT: its state, socket and daemon log."""
         return self.directory / f"root{number}"
 
     def _make_underlay(self) -> None:
@@ -193,6 +200,7 @@ class ClusterLab:
         raise LabError(f"nsnetd on host {number} did not start:\n{self.daemon_log(number)}")
 
     def daemon_log(self, number: int) -> str:
+        """The text of host ``number``'s daemon log (empty before it starts)."""
         path = self.root(number) / "nsnetd.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
@@ -271,9 +279,11 @@ class ClusterLab:
         )
 
     def host(self, number: int, *argv: str, check: bool = True) -> str:
+        """Run ``argv`` in host ``number``'s namespace and return its standard output."""
         return self.run(self.host_netns(number), list(argv), number, check)
 
     def fabric(self, *argv: str, check: bool = True) -> str:
+        """Run ``argv`` in the fabric namespace (the underlay's switch); its output."""
         return self.run(self.fabric_netns, list(argv), check=check)
 
     def popen_fabric(self, argv: list[str]) -> subprocess.Popen:
@@ -291,7 +301,9 @@ class ClusterLab:
     # The same, printed as terminal sessions
 
     def show(self, number: int, *args: str) -> str:
+        """Run the nsnet CLI on host ``number``, printing command and output; return the output."""
         return _echo(f"host{number}", "nsnet " + " ".join(args), self.nsnet(number, *args))
 
     def show_host(self, number: int, *argv: str) -> str:
+        """Run ``argv`` on host ``number``, printing command and output; return the output."""
         return _echo(f"host{number}", " ".join(argv), self.host(number, *argv))

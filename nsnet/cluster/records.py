@@ -35,34 +35,42 @@ class KEYS:
 
     @staticmethod
     def network(network_id: str) -> str:
+        """The key of a network's definition."""
         return KEYS.networks + network_id
 
     @staticmethod
     def name(name: str) -> str:
+        """The key that reserves a network name."""
         return KEYS.names + name
 
     @staticmethod
     def vni(vni: int) -> str:
+        """The key that reserves a VNI."""
         return KEYS.vnis + str(vni)
 
     @staticmethod
     def subnet(subnet: IPv4Network) -> str:
+        """The key that reserves a subnet ('/' written as '_')."""
         return KEYS.subnets + str(subnet).replace("/", "_")
 
     @staticmethod
     def address(network_id: str, address: IPv4Address) -> str:
+        """The key of the claim of one address on a network."""
         return f"{KEYS.addresses}{network_id}/{address}"
 
     @staticmethod
     def endpoint(network_id: str, endpoint_id: str) -> str:
+        """The key of one endpoint's record in the registry."""
         return f"{KEYS.endpoints}{network_id}/{endpoint_id}"
 
     @staticmethod
     def host(address: IPv4Address) -> str:
+        """The key of a live host's record."""
         return f"{KEYS.hosts}{address}"
 
 
 def dumps(document: dict) -> str:
+    """``document`` as compact JSON with sorted keys: equal records are equal bytes."""
     return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
 
@@ -84,9 +92,11 @@ class EndpointRecord:
 
     @property
     def key(self) -> str:
+        """The record's key in the registry."""
         return KEYS.endpoint(self.network_id, self.endpoint_id)
 
     def to_json(self) -> str:
+        """The record as the registry holds it."""
         document = dataclasses.asdict(self)
         document["address"] = str(self.address)
         document["host_address"] = str(self.host_address)
@@ -95,6 +105,10 @@ class EndpointRecord:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "EndpointRecord":
+        """A record from the registry's JSON; keys it does not know (a newer host's) are ignored.
+
+        KeyError, ValueError or TypeError when the JSON is not an endpoint record.
+        """
         document = json.loads(text)
         known = {item.name for item in dataclasses.fields(cls)}
         document = {key: value for key, value in document.items() if key in known}
@@ -116,6 +130,7 @@ def claim_holder(text: str | bytes) -> tuple[str, str]:
 
 
 def network_to_json(network: Network) -> str:
+    """A network's definition as the cluster store holds it."""
     document = dataclasses.asdict(network)
     document["ipam"] = [
         {
@@ -131,6 +146,7 @@ def network_to_json(network: Network) -> str:
 
 
 def network_from_json(text: str | bytes) -> Network:
+    """A network from the cluster store's JSON; keys it does not know are ignored."""
     document = json.loads(text)
     known = {item.name for item in dataclasses.fields(Network)}
     document = {key: value for key, value in document.items() if key in known}

@@ -51,6 +51,10 @@ class ClusterStore:
     """This host's view of, and writes to, the shared store."""
 
     def __init__(self, config: ClusterConfig, lease_file: Path) -> None:
+        """The store ``config`` names; ``lease_file`` keeps this host's lease id for the next run.
+
+        Nothing is sent until ``open``.
+        """
         self.config = config
         self.lease_file = lease_file
         self.etcd = self._connect()  # the engine thread's connection
@@ -64,6 +68,7 @@ class ClusterStore:
 
     @property
     def host_address(self) -> IPv4Address:
+        """This host's advertise address, at which the other hosts reach it."""
         return self.config.advertise_address
 
     def _connect(self) -> Etcd:
@@ -293,6 +298,7 @@ class ClusterStore:
     # Addresses
 
     def claimed_addresses(self, network_id: str) -> set[int]:
+        """The addresses claimed on a network by every host, as integers."""
         _, items = self.etcd.range(f"{KEYS.addresses}{network_id}/", keys_only=True)
         return {int(IPv4Address(item.key.rsplit("/", 1)[1])) for item in items}
 
@@ -356,12 +362,15 @@ class ClusterStore:
     # Endpoint registry
 
     def register(self, record: EndpointRecord) -> None:
+        """Write an endpoint's record in the registry, under this host's lease."""
         self.etcd.transaction([], [etcd.put(record.key, record.to_json(), self.lease)])
 
     def unregister(self, network_id: str, endpoint_id: str) -> None:
+        """Delete an endpoint's record from the registry; a missing one is no error."""
         self.etcd.delete(KEYS.endpoint(network_id, endpoint_id))
 
     def endpoints(self, network_id: str | None = None) -> list[EndpointRecord]:
+        """The registered endpoints of every host: of one network, or of all."""
         _, records = self.registry(network_id)
         return records
 

@@ -57,9 +57,11 @@ class DnsRegistry:
         )
 
     def start(self) -> None:
+        """Start the DNS server's event loop in a thread of its own."""
         self.server.start()
 
     def stop(self) -> None:
+        """Stop the DNS server, closing every sandbox's listener."""
         self.server.stop()
 
     def update(

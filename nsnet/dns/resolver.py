@@ -255,6 +255,11 @@ class Resolver:
         exchange: Exchange | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        """Answer from ``index``, forwarding to ``upstreams`` (the first MAX_UPSTREAMS of them).
+
+        ``timeout`` bounds each upstream's answer, in seconds. ``exchange`` (the exchange of one
+        message with an upstream) and ``rng`` (the order of A answers) are there for tests.
+        """
         self.index = index
         self.upstreams = self._bounded(tuple(upstreams))
         self.timeout = timeout

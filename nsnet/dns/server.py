@@ -119,6 +119,7 @@ class _Sandbox:
     overload_logged_at: float = 0.0
 
     def scope(self) -> SandboxScope:
+        """The container's scope now; NO_SCOPE (answer and forward nothing) if it fails."""
         try:
             return self.scope_function()
         except Exception:
@@ -134,10 +135,15 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport that answers are sent on."""
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, client: tuple[str, int]) -> None:
         # Local answers are sent from here, without a task: they are most of the traffic.
+        """Answer one query: from the index at once, or from upstreams in a task.
+
+        A query beyond MAX_PENDING_FORWARDS waiting for upstreams is dropped, as is one that fails.
+        """
         scope = self.sandbox.scope()
         try:
             reply, pending = self.server.resolver.prepare(data, scope, UDP)
@@ -179,6 +185,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             self.transport.sendto(reply, client)
 
     def error_received(self, error: Exception) -> None:
+        """Log an error the socket reported (an ICMP error, say); serving goes on."""
         log.debug("dns: container %s: UDP error: %s", self.sandbox.container_id[:12], error)
 
 
@@ -198,6 +205,7 @@ class DnsServer:
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the server runs on, or None when it is not running."""
         return self._loop
 
     # Life cycle
