@@ -74,6 +74,11 @@ class Daemon:
         self.started = False
 
     def call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call ``method``; when no daemon listens, start nsnetd and call it again.
+
+        Only with autostart on, and once per invocation: a request that never reached a daemon is
+        safe to send again.
+        """
         try:
             return method(*args, **kwargs)
         except ConnectionFailed as error:
@@ -85,12 +90,15 @@ class Daemon:
             return method(*args, **kwargs)
 
     def get(self, path: str, query: dict | None = None) -> Any:
+        """GET ``path``; the JSON answer."""
         return self.call(self.client.get, path, query=query)
 
     def post(self, path: str, body: Any = None, query: dict | None = None) -> Any:
+        """POST ``body`` as JSON to ``path``; the JSON answer (None when empty)."""
         return self.call(self.client.post, path, body=body, query=query)
 
     def delete(self, path: str, query: dict | None = None) -> None:
+        """DELETE ``path``."""
         self.call(self.client.delete, path, query=query)
 
     def stream(self, path: str, query: dict | None = None) -> Iterator[bytes]:
@@ -145,6 +153,7 @@ def daemon_argv(socket_path: str, paths: Paths) -> list[str]:
 
 
 def daemon_of(context: click.Context) -> Daemon:
+    """The ``Daemon`` the root command made for this invocation."""
     return context.find_root().obj
 
 
@@ -187,6 +196,7 @@ def ellipsis(text: str, width: int) -> str:
 
 
 def short_id(identifier: str, no_trunc: bool = False) -> str:
+    """An id cut to Docker's 12 characters, unless ``no_trunc``."""
     return identifier if no_trunc else identifier[:SHORT_ID]
 
 
@@ -216,6 +226,11 @@ def parse_filter_flags(values: Iterable[str]) -> str | None:
 
 
 def parse_network(text: str, flag: str) -> IPv4Network:
+    """A ``--subnet`` or ``--ip-range`` value as an IPv4 network; BadParameter naming ``flag``.
+
+    Host bits are taken here (the network is used only to group the flags); the daemon refuses
+    them in the text it is sent.
+    """
     try:
         network = ip_network(text, strict=False)
     except ValueError as error:
@@ -228,6 +243,7 @@ def parse_network(text: str, flag: str) -> IPv4Network:
 
 
 def parse_address(text: str, flag: str) -> IPv4Address:
+    """A ``--gateway``, ``--aux-address`` or host IP as an IPv4 address; else BadParameter."""
     try:
         address = ip_address(text)
     except ValueError as error:
@@ -294,6 +310,7 @@ def ipam_configs(
 
 
 def split_protocol(text: str, flag: str) -> tuple[str, str]:
+    """``80/udp`` as (``80``, ``udp``); tcp when none is given, BadParameter for an unknown one."""
     spec, _, protocol = text.partition("/")
     protocol = protocol.lower() or "tcp"
     if protocol not in PROTOCOLS:
@@ -465,6 +482,7 @@ def create_container(daemon: Daemon, options: dict, command: tuple[str, ...]) ->
 
 
 def check_terminal(interactive: bool, tty: bool) -> None:
+    """Refuse ``-it`` when stdin is no terminal, as docker does (status 1)."""
     if interactive and tty and not sys.stdin.isatty():
         click.echo("the input device is not a TTY", err=True)
         raise Failed(1)

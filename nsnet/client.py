@@ -191,6 +191,10 @@ class Client:
     """Requests to nsnetd (or any Docker Engine API) on the unix socket ``socket_path``."""
 
     def __init__(self, socket_path: str, timeout: float | None = None) -> None:
+        """Talk to the daemon at ``socket_path``; ``timeout`` bounds each socket operation (s).
+
+        None waits without limit; a request's own ``timeout`` takes its place.
+        """
         self.socket_path = socket_path
         self.timeout = timeout
 
@@ -281,6 +285,7 @@ class Client:
         return json.loads(data) if data.strip() else None
 
     def delete(self, path: str, query: dict[str, Any] | None = None) -> None:
+        """DELETE ``path``, raising the error the answer carries, if any."""
         self.request("DELETE", path, query=query)
 
     def ping(self, timeout: float | None = None) -> bool:

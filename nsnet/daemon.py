@@ -46,6 +46,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    """nsnetd's command line (None: ``sys.argv``); argparse exits on a bad one."""
     parser = argparse.ArgumentParser(
         prog="nsnetd", description="nsnet's daemon: the Docker network API on a unix socket."
     )

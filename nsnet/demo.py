@@ -15,6 +15,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def scenarios(selected: list[str]) -> list[Path]:
+    """The scenario scripts under examples/, in order; only those ``selected`` (``s1``...)."""
     scripts = sorted(EXAMPLES.glob("s[0-9]*_*.py"))
     if selected:
         scripts = [path for path in scripts if path.name.split("_")[0] in selected]
@@ -29,6 +30,7 @@ def _environment() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the scenarios (as root) in order; 0 when all pass, else 1, naming those that failed."""
     selected = argv if argv is not None else sys.argv[1:]
     if os.geteuid() != 0:
         print("nsnet demo: run it as root (it makes network namespaces)", file=sys.stderr)

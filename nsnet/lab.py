@@ -43,6 +43,10 @@ class LabError(RuntimeError):
 
 class Lab:
     def __init__(self, quiet: bool = False) -> None:
+        """Name the lab and make its directory under /run; the ``with`` block builds the rest.
+
+        ``quiet`` is kept as an attribute, and nothing reads it yet.
+        """
         self.name = "nsnet-lab-" + secrets.token_hex(3)
         self.directory = Path(tempfile.mkdtemp(prefix=self.name + "-", dir="/run"))
         self.host_netns = self.directory / "host.net"
@@ -110,6 +114,7 @@ class Lab:
         raise LabError(f"nsnetd did not start; its log:\n{self.daemon_log()}")
 
     def daemon_log(self) -> str:
+        """The text of the lab daemon's log (empty before it starts)."""
         path = self.root / "nsnetd.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
@@ -183,20 +188,25 @@ class Lab:
         )
 
     def host(self, *argv: str, check: bool = True) -> str:
+        """Run ``argv`` in the lab's host namespace and return its standard output."""
         return self.run(list(argv), check=check)
 
     def outside(self, *argv: str, check: bool = True) -> str:
+        """Run ``argv`` in the lab's outside namespace and return its standard output."""
         return self.run(list(argv), check=check, netns=self.outside_netns)
 
     # The same, printed as a terminal session (the demo and examples show what they run)
 
     def show(self, *args: str) -> str:
+        """Run the nsnet CLI, printing command and output as a terminal shows them; the output."""
         return _echo("host", "nsnet " + " ".join(args), self.nsnet(*args))
 
     def show_host(self, *argv: str) -> str:
+        """Run ``argv`` in the host namespace, printing command and output; the output."""
         return _echo("host", " ".join(argv), self.host(*argv))
 
     def show_outside(self, *argv: str) -> str:
+        """Run ``argv`` in the outside namespace, printing command and output; the output."""
         return _echo("outside", " ".join(argv), self.outside(*argv))
 
 

@@ -74,6 +74,7 @@ class EngineRunner:
         return await loop.run_in_executor(self.executor, partial(function, *args, **kwargs))
 
     def shutdown(self) -> None:
+        """Finish the engine calls already queued, then end the worker thread."""
         self.executor.shutdown(wait=True)
 
 
@@ -81,6 +82,10 @@ class DockerCompat:
     """ASGI middleware: strip a ``/vN.NN`` prefix and add Docker's headers to every answer."""
 
     def __init__(self, app: Any, stopping: threading.Event | None = None) -> None:
+        """Wrap ``app``; ``stop_streams`` sets ``stopping``, which followed logs watch.
+
+        ``create_app`` passes the event its log streams share.
+        """
         self.app = app
         self.stopping = stopping or threading.Event()
         self.headers = [
@@ -152,6 +157,7 @@ def version_problem(version: str) -> str | None:
 
 
 def error_response(status: int, message: str) -> JSONResponse:
+    """Docker's error answer: ``{"message": message}`` with ``status``."""
     return JSONResponse(status_code=status, content={"message": message})
 
 
@@ -186,6 +192,10 @@ def query_bool(request: Request, name: str, default: bool = False) -> bool:
 
 
 def query_int(request: Request, name: str, default: int) -> int:
+    """An integer query parameter, or ``default`` when it is absent or empty.
+
+    InvalidArgument when it is not a number.
+    """
     value = request.query_params.get(name)
     if value in (None, ""):
         return default
@@ -198,14 +208,17 @@ def query_int(request: Request, name: str, default: int) -> int:
 
 
 def json_response(content: Any, status_code: int = 200) -> JSONResponse:
+    """``content`` as a JSON answer with ``status_code``."""
     return JSONResponse(status_code=status_code, content=content)
 
 
 def kernel_version() -> str:
+    """The running kernel's release, as ``uname -r`` prints it."""
     return platform.release()
 
 
 def architecture() -> str:
+    """The machine's architecture in Go's words (amd64, arm64), as Docker reports it."""
     machine = platform.machine()
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
 
@@ -291,6 +304,8 @@ async def reap_forever(runner: EngineRunner, interval: float) -> None:
 
 
 def add_system_routes(app: FastAPI) -> None:
+    """Add ``/_ping``, ``/version`` and ``/info``."""
+
     @app.api_route("/_ping", methods=["GET", "HEAD"])
     async def ping() -> PlainTextResponse:
         return PlainTextResponse(
@@ -361,6 +376,7 @@ def add_system_routes(app: FastAPI) -> None:
 
 
 def add_network_routes(app: FastAPI, runner: EngineRunner) -> None:
+    """Add the ``/networks`` routes: list, create, prune, inspect, remove, connect, disconnect."""
     engine = runner.engine
 
     def network_json(ref: str) -> Any:
@@ -440,6 +456,10 @@ def add_network_routes(app: FastAPI, runner: EngineRunner) -> None:
 
 
 def add_container_routes(app: FastAPI, runner: EngineRunner, stopping: threading.Event) -> None:
+    """Add the ``/containers`` routes: create, list, inspect, start, stop, remove and logs.
+
+    ``stopping`` is set when the daemon stops; followed logs then end.
+    """
     engine = runner.engine
 
     def inspect_json(ref: str) -> Any:
@@ -672,6 +692,11 @@ async def wait_for_exit(runner: EngineRunner, container_id: str, timeout: float 
 
 
 def add_nsnet_routes(app: FastAPI, runner: EngineRunner) -> None:
+    """Add nsnet's own routes, through which the CLI runs a foreground process in a container.
+
+    ``enter`` gives the argv that runs a command in the sandbox, ``attach`` records the pid of
+    the process the CLI started with it, ``exited`` records its exit status.
+    """
     engine = runner.engine
 
     @app.post("/nsnet/containers/{ref}/enter")

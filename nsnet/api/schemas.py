@@ -54,6 +54,7 @@ class Response(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     def to_json(self) -> Any:
+        """The body as JSON-ready data, under Docker's field names, in Docker's order."""
         return self.model_dump(mode="json", by_alias=True)
 
 
@@ -471,6 +472,10 @@ class EndpointSettingsOut(Response):
 
     @classmethod
     def from_endpoint(cls, endpoint: Endpoint) -> "EndpointSettingsOut":
+        """An endpoint as inspect shows it under Networks.
+
+        IPAMConfig is shown only for an address given with ``--ip``, as Docker shows it.
+        """
         return cls(
             ipam_config={"IPv4Address": str(endpoint.address)}
             if endpoint.static_address
