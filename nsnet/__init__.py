@@ -1,15 +1,17 @@
 """nsnet: Docker's container networking model on the Linux kernel's own primitives.
 
-The package is laid out by domain noun; the CLI, the daemon's HTTP API and the CNI plugin are
-thin adapters over one engine, and only ``nsnet.kernel`` talks to the kernel.
+The package is laid out by domain noun; the CLI and the daemon's HTTP API are thin adapters
+over one engine, and only ``nsnet.kernel`` (namespaces, links, addresses, routes, sysctls) and
+``nsnet.firewall`` (nftables, conntrack) change the kernel's network state.
 
 Glossary
 --------
 network
-    A named L2/L3 domain made by a driver (``bridge``, ``host``, ``null``), with IPAM
-    configuration, options and labels.
+    A named L2/L3 domain made by a driver (``bridge``, ``host``, ``null``, ``overlay``), with
+    IPAM configuration, options and labels.
 driver
-    The code that realises a network on the kernel: a Linux bridge for ``bridge``; nothing for
+    The code that realises a network on the kernel: a Linux bridge for ``bridge``; on each host
+    with members, a namespace holding a bridge and a VXLAN device for ``overlay``; nothing for
     ``host`` and ``null``.
 container
     A named sandbox plus, optionally, a process started in it. States: created, running,
@@ -30,7 +32,7 @@ port binding
     hostIP:hostPort/proto forwarded to containerIP:containerPort.
 
 Naming on the host: the default bridge is ``nsnet0``, other bridges ``br-<12 hex of network
-id>``, host veth ends ``veth<7 hex>``.
+id>``, the overlay networks' gateway bridge ``nsnet_gwbridge``, host veth ends ``veth<7 hex>``.
 """
 
 __version__ = "0.1.0"

@@ -4,8 +4,10 @@ Every public method is one operation: it completes, or it raises ``NsnetError`` 
 nothing behind. Store changes run in one SQLite transaction, committed last; kernel steps push
 their undo onto an ``ExitStack`` that is popped only on success.
 
-The engine is not thread-safe by design: the daemon calls it from one worker thread, because
-the pyroute2 handles it keeps are bound to the thread that opened them.
+The engine is not thread-safe by design: the daemon calls it from one worker thread, in the
+host's network namespace. Nothing in it is locked (the store's connection and transaction
+depth, the cache of sandbox netlink handles, the processes it waits for), and the sockets it
+opens per call (conntrack, sock_diag) act in the calling thread's namespace.
 """
 
 import contextlib

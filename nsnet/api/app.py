@@ -6,9 +6,8 @@ Every route is also served under a ``/vN.NN`` prefix naming an API version from 
 with the status of the ``NsnetError`` category (a bug is a 500). A container's logs are
 Docker's multiplexed stream (raw with a TTY), streamed from its log file as it grows.
 
-The engine is not thread-safe and its pyroute2 handles belong to the thread that opened them,
-so every engine call, from ``open()`` to ``close()``, runs on one worker thread
-(``EngineRunner``).
+The engine is not thread-safe (nothing in it is locked), so every engine call, from
+``open()`` to ``close()``, runs on one worker thread (``EngineRunner``).
 """
 
 import asyncio
@@ -521,8 +520,8 @@ def add_container_routes(app: FastAPI, runner: EngineRunner, stopping: threading
 
     @app.delete("/containers/{ref}")
     async def remove_container(ref: str, request: Request) -> Response:
-        # With force, the engine kills a running process itself (SIGKILL at once) after its
-        # checks: a refused removal must leave the process running.
+        # With force, the engine kills a running process itself (SIGTERM, then SIGKILL without
+        # waiting) after its checks: a refused removal must leave the process running.
         await runner.run(engine.remove_container, ref, force=query_bool(request, "force"))
         log.info("container %s removed", ref)
         return Response(status_code=204)

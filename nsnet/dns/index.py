@@ -13,8 +13,8 @@ addresses answers.
 
 Lookups and reverse lookups are dictionary reads keyed by (network id, name) and
 (network id, address), so their cost depends on the asker's few networks and the name's few
-labels, not on the number of endpoints. The index is shared between the engine's thread
-(writes) and the DNS server's loop (reads), so every method takes one lock.
+labels, not on the number of endpoints. The index is shared between the engine's thread and
+the cluster agent's (writes) and the DNS server's loop (reads), so every method takes one lock.
 """
 
 import logging

@@ -200,7 +200,7 @@ class DnsServer:
 
     @property
     def index(self) -> NameIndex:
-        """The name index the server answers from (the engine writes to it)."""
+        """The name index the server answers from (the engine and the cluster agent write it)."""
         return self.resolver.index
 
     @property
