@@ -39,7 +39,13 @@ from nsnet.firewall.nft import Firewall
 from nsnet.firewall.ruleset import INET, TABLE, Binding, BridgeNetwork
 from nsnet.ipam import mac_from_address
 from nsnet.kernel import namespace
-from nsnet.kernel.netlink import ALIAS_PREFIX, Netlink, read_sysctl, write_sysctl
+from nsnet.kernel.netlink import (
+    ALIAS_PREFIX,
+    Netlink,
+    owner_alias,
+    read_sysctl,
+    write_sysctl,
+)
 from nsnet.kernel.reaper import LinkReaper
 from nsnet.models import (
     DEFAULT_BRIDGE_DEVICE,
@@ -418,7 +424,7 @@ class Engine:
             # their host ends now, or the loop below could see one still there and keep it.
             for endpoint in endpoints:
                 if endpoint.container_id == container.id:
-                    self.host.delete_link(endpoint.host_ifname)
+                    self._delete_own_link(endpoint.host_ifname, endpoint.id)
             self.sandboxes.create(container.id, container.hostname)
             self._prepare_sandbox(container)
             rebuilt.add(container.id)
@@ -441,6 +447,13 @@ class Engine:
             elif networks[endpoint.network_id].driver == "bridge":
                 # A bridge re-created above has no ports: plug the existing veth back in.
                 self.drivers["bridge"].reattach(networks[endpoint.network_id], endpoint)
+
+    def _delete_own_link(self, ifname: str, owner_id: str) -> None:
+        """Delete ``ifname`` if it is there and carries ``owner_id``'s mark (never a foreign
+        link that happens to have the name)."""
+        index = self.host.link_index(ifname)
+        if index is not None and self.host.link(index)["alias"] == owner_alias(owner_id):
+            self.host.delete_link(ifname)
 
     def _reconcile_mount_namespace(self, container: Container, netns_rebuilt: bool) -> None:
         """Re-create the container's mount namespace when its file is missing, or when the
@@ -1058,8 +1071,9 @@ class Engine:
         The address is released, the container's published ports are withdrawn when this is the
         network it was created on, and if this endpoint gave the default route, the route moves
         to the next endpoint with a gateway. The veth pair is unplugged at once and deleted in
-        the background. NotFound when the container is not connected to the network. ``force``
-        is taken, as Docker's API has it, and changes nothing.
+        the background. NotFound when the container is not connected to the network. With
+        ``force`` a failure to unplug the interface does not keep the endpoint: its records go
+        and the next reconcile removes the interface.
         """
         network = self.get_network(network_ref)
         container = self.get_container(container_ref)
@@ -1076,7 +1090,8 @@ class Engine:
             raise NotFound(
                 f"container {container.name} is not connected to network {network.name}"
             )
-        bindings = self._bindings_of(container, endpoint)
+        # An exited container's ports are unpublished already (and must stay so on a failure).
+        bindings = [] if container.state == "exited" else self._bindings_of(container, endpoint)
         gave_default_route = self._holds_default_route(
             self.store.endpoints(container_id=container.id), endpoint
         )
@@ -1085,9 +1100,22 @@ class Engine:
             if network.name == container.network_mode and bindings:
                 self.firewall.remove_bindings(bindings)
                 undo.callback(self.firewall.add_bindings, bindings)
-            failpoints.hit("disconnect.kernel")
-            # Last step: if it fails, the records come back and a retry finds the interface.
-            self.drivers[network.driver].leave(network, endpoint, container.netns_path)
+            # Last step: if it fails, the records come back and a retry finds the interface;
+            # forced (Docker's -f, for an endpoint in a bad state), the records go anyway and
+            # the next reconcile removes the interface, which keeps the endpoint's mark.
+            try:
+                failpoints.hit("disconnect.kernel")
+                self.drivers[network.driver].leave(network, endpoint, container.netns_path)
+            except NsnetError as error:
+                if not force:
+                    raise
+                log.warning(
+                    "container %s: forced off network %s; its interface is left to the next "
+                    "reconcile: %s",
+                    container.name,
+                    network.name,
+                    error,
+                )
             undo.pop_all()
         if gave_default_route:
             self._move_default_route(container)
@@ -1807,9 +1835,6 @@ class Engine:
         local_subnets = [config.subnet for other in self.store.networks() for config in other.ipam]
         local_subnets += [route for route in self._host_routes() if ipam.blocks_allocation(route)]
         network = self.cluster.create_network(network, requested, vni, local_subnets)
-        if requested is not None:
-            # Docker 20.10 shows a gateway in inspect only when it was asked for.
-            network.ipam[0].gateway_chosen = requested.gateway is None
         with self.store.transaction():
             self.store.put_network(network)
         log.info("network %s created (overlay, %s)", name, network.id[:12])

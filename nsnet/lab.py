@@ -42,17 +42,13 @@ class LabError(RuntimeError):
 
 
 class Lab:
-    def __init__(self, quiet: bool = False) -> None:
-        """Name the lab and make its directory under /run; the ``with`` block builds the rest.
-
-        ``quiet`` is kept as an attribute, and nothing reads it yet.
-        """
+    def __init__(self) -> None:
+        """Name the lab and make its directory under /run; the ``with`` block builds the rest."""
         self.name = "nsnet-lab-" + secrets.token_hex(3)
         self.directory = Path(tempfile.mkdtemp(prefix=self.name + "-", dir="/run"))
         self.host_netns = self.directory / "host.net"
         self.outside_netns = self.directory / "outside.net"
         self.root = self.directory / "root"
-        self.quiet = quiet
         self.daemon: subprocess.Popen | None = None
 
     # Set-up and teardown

@@ -120,23 +120,34 @@ class Store:
             finally:
                 self._depth -= 1
             return
-        self.db.execute("BEGIN IMMEDIATE")
+        self._execute("BEGIN IMMEDIATE")
         self._depth = 1
         try:
             yield
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self._execute("ROLLBACK")
             raise
         else:
-            self.db.execute("COMMIT")
+            self._execute("COMMIT")
         finally:
             self._depth = 0
+
+    def _execute(self, sql: str, parameters: tuple = ()) -> sqlite3.Cursor:
+        """Run one statement; sqlite's errors become nsnet's, keeping the cause."""
+        try:
+            return self.db.execute(sql, parameters)
+        except sqlite3.IntegrityError as error:
+            raise Conflict(f"the store refused a change: {error}") from error
+        except sqlite3.Error as error:
+            raise Unavailable(f"the store is unusable: {error}") from error
 
     def _write(self, sql: str, parameters: tuple, what: str) -> None:
         try:
             self.db.execute(sql, parameters)
         except sqlite3.IntegrityError as error:
             raise Conflict(f"cannot store {what}: {error}") from error
+        except sqlite3.Error as error:
+            raise Unavailable(f"cannot store {what}: {error}") from error
 
     # Networks
 
@@ -157,20 +168,19 @@ class Store:
     def delete_network(self, network_id: str) -> None:
         """Delete a network's record and every address allocated on it.
 
-        Its endpoints must be deleted first: the foreign key refuses otherwise, with a
-        ``sqlite3.IntegrityError`` that is not translated.
+        Its endpoints must be deleted first: the foreign key refuses otherwise (Conflict).
         """
-        self.db.execute("DELETE FROM addresses WHERE network_id = ?", (network_id,))
-        self.db.execute("DELETE FROM networks WHERE id = ?", (network_id,))
+        self._execute("DELETE FROM addresses WHERE network_id = ?", (network_id,))
+        self._execute("DELETE FROM networks WHERE id = ?", (network_id,))
 
     def networks(self) -> list[Network]:
         """Every network, in the order they were first stored."""
-        rows = self.db.execute("SELECT document FROM networks ORDER BY rowid")
+        rows = self._execute("SELECT document FROM networks ORDER BY rowid")
         return [_network(document) for (document,) in rows]
 
     def network(self, network_id: str) -> Network | None:
         """The network whose full id is ``network_id``, or None."""
-        row = self.db.execute("SELECT document FROM networks WHERE id = ?", (network_id,))
+        row = self._execute("SELECT document FROM networks WHERE id = ?", (network_id,))
         found = row.fetchone()
         return _network(found[0]) if found else None
 
@@ -191,25 +201,24 @@ class Store:
     def delete_container(self, container_id: str) -> None:
         """Delete a container's record.
 
-        Its endpoints must be deleted first: the foreign key refuses otherwise, with a
-        ``sqlite3.IntegrityError`` that is not translated.
+        Its endpoints must be deleted first: the foreign key refuses otherwise (Conflict).
         """
-        self.db.execute("DELETE FROM containers WHERE id = ?", (container_id,))
+        self._execute("DELETE FROM containers WHERE id = ?", (container_id,))
 
     def containers(self) -> list[Container]:
         """Every container, in the order they were first stored."""
-        rows = self.db.execute("SELECT document FROM containers ORDER BY rowid")
+        rows = self._execute("SELECT document FROM containers ORDER BY rowid")
         return [_container(document) for (document,) in rows]
 
     def container(self, container_id: str) -> Container | None:
         """The container whose full id is ``container_id``, or None."""
-        row = self.db.execute("SELECT document FROM containers WHERE id = ?", (container_id,))
+        row = self._execute("SELECT document FROM containers WHERE id = ?", (container_id,))
         found = row.fetchone()
         return _container(found[0]) if found else None
 
     def container_names(self) -> dict[str, str]:
         """Every container's name, mapped to its id."""
-        return dict(self.db.execute("SELECT name, id FROM containers"))
+        return dict(self._execute("SELECT name, id FROM containers"))
 
     # Endpoints
 
@@ -237,7 +246,7 @@ class Store:
 
     def delete_endpoint(self, endpoint_id: str) -> None:
         """Delete an endpoint's record; its address is released apart (``release``)."""
-        self.db.execute("DELETE FROM endpoints WHERE id = ?", (endpoint_id,))
+        self._execute("DELETE FROM endpoints WHERE id = ?", (endpoint_id,))
 
     def endpoints(
         self, network_id: str | None = None, container_id: str | None = None
@@ -256,23 +265,23 @@ class Store:
             parameters.append(container_id)
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
-        rows = self.db.execute(sql + " ORDER BY rowid", parameters)
+        rows = self._execute(sql + " ORDER BY rowid", parameters)
         return [_endpoint(document) for (document,) in rows]
 
     def host_ifnames(self) -> set[str]:
         """The ``host_ifname`` of every endpoint: the veth names nsnet holds."""
-        return {name for (name,) in self.db.execute("SELECT host_ifname FROM endpoints")}
+        return {name for (name,) in self._execute("SELECT host_ifname FROM endpoints")}
 
     def endpoint_count(self, network_id: str) -> int:
         """How many endpoints the network has on this host."""
-        row = self.db.execute("SELECT count(*) FROM endpoints WHERE network_id = ?", (network_id,))
+        row = self._execute("SELECT count(*) FROM endpoints WHERE network_id = ?", (network_id,))
         return row.fetchone()[0]
 
     # Address allocations
 
     def allocated(self, network_id: str) -> set[int]:
         """The addresses allocated on the network, as integers (what ``ipam`` takes)."""
-        rows = self.db.execute("SELECT address FROM addresses WHERE network_id = ?", (network_id,))
+        rows = self._execute("SELECT address FROM addresses WHERE network_id = ?", (network_id,))
         return {address for (address,) in rows}
 
     def allocate(self, network_id: str, address: IPv4Address, owner: str) -> None:
@@ -288,7 +297,7 @@ class Store:
 
     def address_owner(self, network_id: str, address: IPv4Address) -> str | None:
         """The endpoint id that holds ``address`` on the network, or None when it is free."""
-        row = self.db.execute(
+        row = self._execute(
             "SELECT owner FROM addresses WHERE network_id = ? AND address = ?",
             (network_id, int(address)),
         ).fetchone()
@@ -296,7 +305,7 @@ class Store:
 
     def release(self, network_id: str, address: IPv4Address) -> None:
         """Free an address of the network; one that is not allocated is no error."""
-        self.db.execute(
+        self._execute(
             "DELETE FROM addresses WHERE network_id = ? AND address = ?",
             (network_id, int(address)),
         )

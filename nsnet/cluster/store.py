@@ -247,6 +247,9 @@ class ClusterStore:
     ) -> IpamConfig:
         if requested is not None:
             config = ipam.complete(requested, name)
+            # Docker 20.10 shows a gateway in inspect only when it was asked for; every host
+            # reads that from the record.
+            config.gateway_chosen = requested.gateway is None
             for other in taken + local:
                 if config.subnet.overlaps(other):
                     raise Conflict(

@@ -307,24 +307,28 @@ class OverlayDriver:
             if bridge_index is None or vxlan_index is None:
                 raise Unavailable(f"cannot adopt network '{network.name}': br0 or vxlan0 is gone")
             mtu = netlink.link(bridge_index)["mtu"]
+            plane = DataPlane(
+                network.id, path, netlink, bridge_index, vxlan_index, mtu, set(members)
+            )
+
+            # What the kernel holds may be stale (endpoints gone while the daemon was down).
+            wanted = self._remote.get(network.id, {})
+            wanted_macs = {record.mac_address for record in wanted.values()}
+            wanted_addresses = {str(record.address) for record in wanted.values()}
+            for mac_address, destination in netlink.fdb_entries(vxlan_index):
+                if mac_address not in wanted_macs and destination:
+                    netlink.delete_fdb(vxlan_index, mac_address, IPv4Address(destination))
+            for address, _, _ in netlink.neighbours(vxlan_index):
+                if address not in wanted_addresses:
+                    netlink.delete_neighbour(vxlan_index, IPv4Address(address))
+            for record in wanted.values():
+                self._program(plane, record)
         except BaseException:
+            # Not registered, and the socket closed: the caller destroys the namespace, which an
+            # open socket would keep alive, and the next join makes the plane anew.
             netlink.close()
             raise
-        plane = DataPlane(network.id, path, netlink, bridge_index, vxlan_index, mtu, set(members))
         self._planes[network.id] = plane
-
-        # What the kernel holds may be stale (endpoints gone while the daemon was down).
-        wanted = self._remote.get(network.id, {})
-        wanted_macs = {record.mac_address for record in wanted.values()}
-        wanted_addresses = {str(record.address) for record in wanted.values()}
-        for mac_address, destination in netlink.fdb_entries(vxlan_index):
-            if mac_address not in wanted_macs and destination:
-                netlink.delete_fdb(vxlan_index, mac_address, IPv4Address(destination))
-        for address, _, _ in netlink.neighbours(vxlan_index):
-            if address not in wanted_addresses:
-                netlink.delete_neighbour(vxlan_index, IPv4Address(address))
-        for record in wanted.values():
-            self._program(plane, record)
         log.info("network %s: data plane adopted (%d members)", network.name, len(members))
 
     def _remove_plane(self, network_id: str) -> None:

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from nsnet.errors import Conflict, Forbidden, InvalidArgument, NotFound, Unavailable
+from nsnet.errors import (
+    Conflict,
+    Forbidden,
+    InjectedFailure,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from nsnet.models import ContainerCreate, IpamConfig, NetworkCreate
 from tests.kernel.test_engine_support import (
     EngineThread,
@@ -446,3 +453,25 @@ def test_a_full_bridge_is_refused_naming_the_limit_and_ports_being_deleted_are_w
     engine.disconnect("crowd", "mover")
     host.host.run("ip", "-batch", "-", input="".join(
         f"link del fill{number}a\n" for number in range(1022)), timeout=300)  # fmt: skip
+
+
+def test_a_forced_disconnect_drops_an_endpoint_whose_interface_cannot_be_unplugged(
+    engine: EngineThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``force`` was taken and ignored; Docker's -f is for an endpoint in a bad state."""
+    network = user_network(engine, "sticky", "10.79.0.0/24")
+    engine.create_container(ContainerCreate(name="stuck", network="sticky"))
+    [(_, endpoint)] = engine.container_endpoints(engine.get_container("stuck").id)
+    monkeypatch.setenv("NSNET_FAILPOINTS", "disconnect.kernel")
+
+    with pytest.raises(InjectedFailure):
+        engine.disconnect("sticky", "stuck")
+    assert engine.container_endpoints(engine.get_container("stuck").id)  # kept, unforced
+    engine.disconnect("sticky", "stuck", force=True)
+    monkeypatch.delenv("NSNET_FAILPOINTS")
+
+    assert engine.container_endpoints(engine.get_container("stuck").id) == []
+    assert engine.host_link(endpoint.host_ifname) is not None  # left behind, with its mark
+    engine.reopen()
+    assert engine.host_link(endpoint.host_ifname) is None  # the next reconcile removed it
+    assert engine.network_endpoints(network.id) == []

@@ -141,6 +141,26 @@ def test_networks_get_the_next_free_subnet_and_vni(fake, tmp_path) -> None:
     assert stored == first
 
 
+def test_every_host_reads_whether_the_gateway_was_asked_for(fake, tmp_path) -> None:
+    """Regression: the creating host alone knew, so only it hid a gateway it had chosen."""
+    one, two = host(fake, tmp_path, 1), host(fake, tmp_path, 2)
+    chosen = one.create_network(
+        new_network("chosen"), IpamConfig(IPv4Network("10.7.0.0/24")), None, []
+    )
+    asked = one.create_network(
+        new_network("asked"),
+        IpamConfig(IPv4Network("10.8.0.0/24"), gateway=IPv4Address("10.8.0.9")),
+        None,
+        [],
+    )
+
+    seen = {network.name: network.ipam[0] for network in two.networks()}
+    assert chosen.ipam[0].gateway_chosen and seen["chosen"].gateway_chosen
+    assert seen["chosen"].gateway == IPv4Address("10.7.0.1")
+    assert not asked.ipam[0].gateway_chosen and not seen["asked"].gateway_chosen
+    assert seen["asked"].gateway == IPv4Address("10.8.0.9")
+
+
 def test_names_vnis_and_subnets_are_unique_across_hosts(fake, tmp_path) -> None:
     one, two = host(fake, tmp_path, 1), host(fake, tmp_path, 2)
     one.create_network(new_network("ov"), None, 5000, [])

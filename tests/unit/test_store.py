@@ -413,3 +413,21 @@ def test_an_endpoint_needs_its_network_and_container(store: Store) -> None:
 def test_an_unopenable_store_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(Unavailable, match="cannot open store"):
         Store(tmp_path / "missing" / "nsnet.db")
+
+
+def test_a_store_error_becomes_nsnets(store: Store) -> None:
+    """sqlite's errors reach callers as NsnetError categories, with the cause kept."""
+    with store.transaction():
+        store.put_network(make_network())
+        store.put_container(make_container())
+        store.put_endpoint(make_endpoint())
+
+    with pytest.raises(Conflict, match="the store refused a change") as refused:
+        with store.transaction():
+            store.delete_network(NETWORK_ID)  # its endpoint is still there
+    assert isinstance(refused.value.__cause__, sqlite3.IntegrityError)
+    assert store.network(NETWORK_ID) is not None  # rolled back
+
+    store.db.close()
+    with pytest.raises(Unavailable, match="the store is unusable"):
+        store.networks()
