@@ -623,9 +623,14 @@ def network_create(context: click.Context, name: str, **options: Any) -> None:
 @click.option(
     "-f", "--filter", "filters", multiple=True, help="Provide filter values (e.g. 'driver=bridge')"
 )
+@click.option("--format", "template", help="Pretty-print networks using a Go template")
 @click.pass_context
 def network_ls(
-    context: click.Context, quiet: bool, no_trunc: bool, filters: tuple[str, ...]
+    context: click.Context,
+    quiet: bool,
+    no_trunc: bool,
+    filters: tuple[str, ...],
+    template: str | None,
 ) -> None:
     """List networks."""
     query = {"filters": parse_filter_flags(filters)}
@@ -634,11 +639,30 @@ def network_ls(
         for entry in networks:
             click.echo(short_id(entry["Id"], no_trunc))
         return
+    if template:
+        rows = [network_row(entry, no_trunc) for entry in networks]
+        click.echo(format_listed(rows, template, "NETWORK ID"), nl=False)
+        return
     rows = [
         [short_id(entry["Id"], no_trunc), entry["Name"], entry["Driver"], entry["Scope"]]
         for entry in networks
     ]
     click.echo(format_table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows), nl=False)
+
+
+def network_row(entry: dict, no_trunc: bool) -> dict[str, str]:
+    """The fields of ``network ls --format``, as docker renders them."""
+    labels = entry.get("Labels") or {}
+    return {
+        "ID": short_id(entry["Id"], no_trunc),
+        "Name": entry["Name"],
+        "Driver": entry["Driver"],
+        "Scope": entry["Scope"],
+        "IPv6": str(entry.get("EnableIPv6", False)).lower(),
+        "Internal": str(entry.get("Internal", False)).lower(),
+        "Labels": ",".join(f"{key}={value}" for key, value in sorted(labels.items())),
+        "CreatedAt": entry.get("Created", ""),
+    }
 
 
 @network.command("inspect", context_settings=CONTEXT)
@@ -871,8 +895,15 @@ def rm(context: click.Context, force: bool, containers: tuple[str, ...]) -> None
 )
 @click.option("-q", "--quiet", is_flag=True, help="Only display container IDs")
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output")
+@click.option("--format", "template", help="Pretty-print containers using a Go template")
 @click.pass_context
-def ps(context: click.Context, everything: bool, quiet: bool, no_trunc: bool) -> None:
+def ps(
+    context: click.Context,
+    everything: bool,
+    quiet: bool,
+    no_trunc: bool,
+    template: str | None,
+) -> None:
     """List containers."""
     query = {"all": "1"} if everything else None
     containers = daemon_of(context).get("/containers/json", query=query)
@@ -880,7 +911,40 @@ def ps(context: click.Context, everything: bool, quiet: bool, no_trunc: bool) ->
         for entry in containers:
             click.echo(short_id(entry["Id"], no_trunc))
         return
+    if template:
+        now = time.time()
+        rows = [container_row(entry, no_trunc, now) for entry in containers]
+        click.echo(format_listed(rows, template, "CONTAINER ID"), nl=False)
+        return
     click.echo(format_ps(containers, no_trunc, time.time()), nl=False)
+
+
+def container_row(entry: dict, no_trunc: bool, now: float) -> dict[str, str]:
+    """The fields of ``ps --format``, as docker renders them (nsnet has no images)."""
+    from datetime import datetime
+
+    from nsnet.api.timefmt import human_duration
+
+    command = entry.get("Command", "")
+    if not no_trunc:
+        command = ellipsis(command, COMMAND_WIDTH)
+    created = entry.get("Created") or 0
+    labels = entry.get("Labels") or {}
+    return {
+        "ID": short_id(entry["Id"], no_trunc),
+        "Names": ",".join(name.lstrip("/") for name in entry.get("Names") or []),
+        "Image": "",
+        "Command": json.dumps(command, ensure_ascii=False),
+        "CreatedAt": datetime.fromtimestamp(created)
+        .astimezone()
+        .strftime("%Y-%m-%d %H:%M:%S %z %Z"),
+        "RunningFor": human_duration(max(0.0, now - created)) + " ago" if created else "",
+        "Ports": format_ports(entry.get("Ports") or []),
+        "State": entry.get("State", ""),
+        "Status": entry.get("Status", ""),
+        "Networks": ",".join(sorted((entry.get("NetworkSettings") or {}).get("Networks") or {})),
+        "Labels": ",".join(f"{key}={value}" for key, value in sorted(labels.items())),
+    }
 
 
 def format_ps(containers: list[dict], no_trunc: bool, now: float) -> str:
@@ -955,6 +1019,50 @@ def inspect(
         click.echo(f"Error: No such {what}: {name}", err=True)
     if missing:
         raise Failed(1)
+
+
+# The headers docker prints above each field of a `table` --format.
+LIST_HEADERS = {
+    "ID": "ID",
+    "Name": "NAME",
+    "Names": "NAMES",
+    "Driver": "DRIVER",
+    "Scope": "SCOPE",
+    "IPv6": "IPV6",
+    "Internal": "INTERNAL",
+    "Labels": "LABELS",
+    "CreatedAt": "CREATED AT",
+    "Command": "COMMAND",
+    "RunningFor": "CREATED",
+    "Status": "STATUS",
+    "State": "STATE",
+    "Ports": "PORTS",
+    "Networks": "NETWORKS",
+    "Image": "IMAGE",
+}
+
+
+def format_listed(rows: list[dict[str, str]], template: str, id_header: str) -> str:
+    """A list's ``--format``: ``json``, ``table TEMPLATE`` (a header, columns at tabs) or a
+    Go template per row, over the fields docker's ``ls``/``ps`` templates have."""
+    from nsnet import gotemplate
+
+    if template == "json":
+        return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    table = template.startswith("table")
+    body = template.removeprefix("table").strip() if table else template
+    try:
+        nodes = gotemplate.parse(body.replace("\\t", "\t"))
+        lines = [gotemplate.render(nodes, row) for row in rows]
+        if not table:
+            return "".join(line + "\n" for line in lines)
+        header = gotemplate.render(nodes, dict(LIST_HEADERS, ID=id_header))
+    except gotemplate.TemplateError as error:
+        raise click.UsageError(f"template parsing error: {error}") from error
+    cells = [line.split("\t") for line in [header, *lines]]
+    width = max(len(line) for line in cells)
+    cells = [line + [""] * (width - len(line)) for line in cells]
+    return format_table(cells[0], cells[1:])
 
 
 def format_inspected(found: list[Any], template: str | None) -> str:

@@ -309,3 +309,48 @@ def test_host_must_be_a_unix_socket() -> None:
     assert cli.socket_from_host("/run/x.sock") == "/run/x.sock"
     with pytest.raises(click.BadParameter, match="only unix://"):
         cli.socket_from_host("tcp://127.0.0.1:2375")
+
+
+NETWORKS = [
+    {"Id": "a" * 64, "Name": "bridge", "Driver": "bridge", "Scope": "local", "Labels": {}},
+    {"Id": "b" * 64, "Name": "front", "Driver": "bridge", "Scope": "local",
+     "Labels": {"tier": "web"}, "Internal": True},
+]  # fmt: skip
+
+
+def test_network_ls_format_takes_a_template_a_table_or_json() -> None:
+    rows = [cli.network_row(entry, no_trunc=False) for entry in NETWORKS]
+
+    assert cli.format_listed(rows, "{{.Name}} {{.Driver}}", "NETWORK ID") == (
+        "bridge bridge\nfront bridge\n"
+    )
+    assert cli.format_listed(rows, "table {{.ID}}\\t{{.Name}}\\t{{.Labels}}", "NETWORK ID") == (
+        "NETWORK ID     NAME      LABELS\n"
+        "aaaaaaaaaaaa   bridge    \n"
+        "bbbbbbbbbbbb   front     tier=web\n"
+    )
+    lines = cli.format_listed(rows, "json", "NETWORK ID").splitlines()
+    assert [json.loads(line)["Name"] for line in lines] == ["bridge", "front"]
+    assert json.loads(lines[1])["Internal"] == "true"
+    with pytest.raises(click.UsageError, match="template parsing error"):
+        cli.format_listed(rows, "{{.Name", "NETWORK ID")
+
+
+def test_ps_format_has_dockers_fields() -> None:
+    entry = {
+        "Id": "c" * 64,
+        "Names": ["/web"],
+        "Command": "sleep 300",
+        "Created": 1_700_000_000,
+        "State": "running",
+        "Status": "Up 2 minutes",
+        "Ports": [{"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}],
+        "Labels": {},
+        "NetworkSettings": {"Networks": {"bridge": {}}},
+    }
+    row = cli.container_row(entry, no_trunc=False, now=1_700_000_120)
+
+    shown = cli.format_listed(
+        [row], "{{.ID}}|{{.Names}}|{{.Command}}|{{.Ports}}|{{.RunningFor}}|{{.Networks}}", "X"
+    )
+    assert shown == ('cccccccccccc|web|"sleep 300"|0.0.0.0:8080->80/tcp|2 minutes ago|bridge\n')
