@@ -73,6 +73,9 @@ _HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, po
 _IFINFO_INDEX = struct.Struct("=i")  # ifinfomsg.ifi_index sits 4 bytes into the body
 
 
+IPV6_CONF = "/proc/sys/net/ipv6/conf"
+
+
 def owner_alias(owner_id: str) -> str:
     """The alias that marks a link as nsnet's: ``nsnet:<id of its network or endpoint>``."""
     return f"{ALIAS_PREFIX}{owner_id}"
@@ -118,6 +121,7 @@ class Netlink:
         self.sock = sock
         self.netns_path = netns_path
         self._sequence = 0
+        self._ipv6_conf: int | None = None  # /proc/sys/net/ipv6/conf, opened when first needed
 
     @classmethod
     def open(cls, netns_path: str | Path | None = None) -> "Netlink":
@@ -137,6 +141,9 @@ class Netlink:
     def close(self) -> None:
         """Close the socket: the handle no longer keeps its namespace alive."""
         self.sock.close()
+        if self._ipv6_conf is not None:
+            os.close(self._ipv6_conf)
+            self._ipv6_conf = None
 
     # The wire
 
@@ -245,10 +252,16 @@ class Netlink:
         changes whenever that port goes: neighbours that cached the old one lose the bridge
         for as long as their entry lives. A MAC given here stays.
         """
+        # Multicast snooping off: its per-port timers and state made every port added or removed
+        # cost more the more ports the bridge has, and without a querier it floods anyway.
+        bridge_data = {"attrs": [("IFLA_BR_MCAST_SNOOPING", 0)]}
         attrs = [
             ("IFLA_IFNAME", ifname),
             ("IFLA_MTU", mtu),
-            ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "bridge")]}),
+            (
+                "IFLA_LINKINFO",
+                {"attrs": [("IFLA_INFO_KIND", "bridge"), ("IFLA_INFO_DATA", bridge_data)]},
+            ),
         ]
         if mac_address:
             attrs.append(("IFLA_ADDRESS", mac_address))
@@ -304,7 +317,7 @@ class Netlink:
             ("IFLA_INFO_SLAVE_DATA", {"attrs": [(IFLA_BRPORT_MODE, 1)]}),
         ]
         try:
-            self.disable_ipv6(host_ifname)
+            self.disable_ipv6(host_ifname)  # before it goes up, which would start IPv6 on it
             self._set_link(
                 host_ifname,
                 [("IFLA_IFALIAS", owner_alias(owner_id)), ("IFLA_LINKINFO", {"attrs": hairpin})],
@@ -317,11 +330,29 @@ class Netlink:
             raise
 
     def disable_ipv6(self, ifname: str) -> None:
-        """Turn IPv6 off on ``ifname`` (a kernel without IPv6 has nothing to turn off)."""
+        """Turn IPv6 off on ``ifname`` (a kernel without IPv6 has nothing to turn off).
+
+        Through a descriptor of this namespace's /proc/sys/net/ipv6/conf kept open: looking up
+        a path under /proc/sys/net from the top walks one entry per network namespace on the
+        machine at each step, which made this cost more the more containers there were.
+        """
+        if self._ipv6_conf is None:
+            entered = namespace.entered(self.netns_path) if self.netns_path else None
+            try:
+                with entered or contextlib.nullcontext():
+                    self._ipv6_conf = os.open(IPV6_CONF, os.O_RDONLY | os.O_DIRECTORY)
+            except FileNotFoundError:
+                return  # no IPv6 in this kernel
         try:
-            write_sysctl(f"net.ipv6.conf.{ifname}.disable_ipv6", "1", self.netns_path)
-        except NotFound:
-            pass
+            handle = os.open(f"{ifname}/disable_ipv6", os.O_WRONLY, dir_fd=self._ipv6_conf)
+        except FileNotFoundError as error:
+            raise NotFound(f"cannot turn IPv6 off on '{ifname}': no such link") from error
+        try:
+            os.write(handle, b"1")
+        except OSError as error:
+            raise Unavailable(f"cannot turn IPv6 off on '{ifname}': {error.strerror}") from error
+        finally:
+            os.close(handle)
 
     def add_veth_pair(self, ifname: str, peer_ifname: str, peer_netns_path: str) -> None:
         """Create a plain veth pair whose peer lands in another namespace (a lab's uplink)."""
