@@ -34,7 +34,6 @@ from nsnet.drivers import BridgeDriver, HostDriver, NullDriver
 from nsnet.drivers.overlay import MISSING_STORE, OverlayDriver
 from nsnet.errors import Conflict, Forbidden, InvalidArgument, NotFound, NsnetError, Unavailable
 from nsnet.firewall import ports as host_ports
-from nsnet.firewall.janitor import ConntrackJanitor
 from nsnet.firewall.nft import Firewall
 from nsnet.firewall.ruleset import INET, TABLE, Binding, BridgeNetwork
 from nsnet.ipam import mac_from_address
@@ -178,12 +177,14 @@ class Engine:
         self.host: Netlink | None = None
         self.reaper: LinkReaper | None = None
         self.firewall: Firewall | None = None
-        self.janitor: ConntrackJanitor | None = None
         self.warnings: list[str] = []  # shown by `nsnet info`
         self._foreign_drop: str | None = None  # the last foreign forward-drop warning logged
         self.sandboxes = Sandboxes(self.paths)
         self._handles: OrderedDict[str, Netlink] = OrderedDict()
         self._children: dict[int, str] = {}  # pid -> container id, for processes we started
+        # Their Popen objects, kept until we have waited for them: a Popen that is garbage
+        # collected waits for its child itself, and the exit status would be lost to reap().
+        self._popens: dict[int, subprocess.Popen] = {}
         self._watched: dict[str, tuple[int, int]] = {}  # container id -> (pid, start time)
         self.drivers: dict = {}
 
@@ -227,7 +228,6 @@ class Engine:
         if self.drivers["overlay"].prepare():
             self._made_directories.append(self.drivers["overlay"].directory)
         self.firewall = Firewall()
-        self.janitor = ConntrackJanitor(self.firewall.flush_container_conntrack)
         write_sysctl("net.ipv4.ip_forward", "1")
         log.info("enabled IPv4 forwarding in the host namespace")
         self._ensure_builtin_networks()
@@ -266,9 +266,6 @@ class Engine:
         if self.reaper is not None:
             self.reaper.close()  # finishes the deletions already handed over
             self.reaper = None
-        if self.janitor is not None:
-            self.janitor.close()  # likewise the conntrack flushes
-            self.janitor = None
         for handle in self._handles.values():
             handle.close()
         self._handles.clear()
@@ -814,24 +811,12 @@ class Engine:
             log.warning("container %s: cannot update its DNS: %s", container.name, error)
 
     def _flush_conntrack(self, address: IPv4Address) -> None:
-        """Forget the flows of an address that is going away, so none outlives it.
-
-        The janitor's thread does it: walking the conntrack table is most of a detach's cost.
-        """
-        self.janitor.forget(address)
-
-    def _next_free_address(self, config: IpamConfig, allocated: set[int]) -> IPv4Address:
-        """The lowest free address, passing over those whose old flows are being forgotten.
-
-        When only such an address is free, it is given once its flows are gone.
-        """
-        settling = {int(address) for address in self.janitor.settling()}
-        if settling:
-            try:
-                return ipam.next_free(config, allocated | settling)
-            except Conflict:
-                self.janitor.wait()
-        return ipam.next_free(config, allocated)
+        """Forget the flows of an address that is going away, so none outlives it."""
+        try:
+            self.firewall.flush_container_conntrack(address)
+        except NsnetError as error:
+            # Reconcile forgets the flows of addresses that no endpoint holds at its next run.
+            log.warning("cannot flush conntrack entries of %s: %s", address, error)
 
     def info(self) -> dict:
         """The daemon's view of itself for `nsnet info`: paths, firewall, warnings."""
@@ -990,10 +975,9 @@ class Engine:
                     f"cannot connect container '{container.name}' to network "
                     f"'{network.name}': {error}"
                 ) from error
-            self.janitor.wait(address)  # the old holder's flows must not reach the new one
         else:
             try:
-                address = self._next_free_address(config, allocated)
+                address = ipam.next_free(config, allocated)
             except Conflict as error:
                 raise Conflict(
                     f"cannot connect container '{container.name}' to network "
@@ -1058,11 +1042,11 @@ class Engine:
         return first is not None and first.id == endpoint.id
 
     def _new_host_ifname(self) -> str:
-        taken = self.store.host_ifnames()
+        """A fresh ``veth<7 hex>`` name that no endpoint holds."""
         while True:
             ifname = "veth" + secrets.token_hex(4)[:7]
             # 28 random bits; a clash with a foreign link fails the create with a clear error.
-            if ifname not in taken:
+            if not self.store.host_ifname_taken(ifname):
                 return ifname
 
     def disconnect(self, network_ref: str, container_ref: str, force: bool = False) -> None:
@@ -1164,7 +1148,7 @@ class Engine:
             raise InvalidArgument(
                 f"cannot create container '{name}': names must match [a-zA-Z0-9][a-zA-Z0-9_.-]+"
             )
-        owner = self.store.container_names().get(name)
+        owner = self.store.container_id_named(name)
         if owner is not None:
             raise Conflict(
                 f'Conflict. The container name "/{name}" is already in use by container '
@@ -1356,14 +1340,14 @@ class Engine:
             found = self.store.container(ref)
             if found is not None:
                 return found
-        owner = self.store.container_names().get(ref)
+        owner = self.store.container_id_named(ref)
         if owner is not None:
             return self.store.container(owner)
-        matches = [c for c in self.store.containers() if ref and c.id.startswith(ref)]
+        matches = self.store.containers_with_id_prefix(ref)
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
-            raise NotFound(f"container {ref} is ambiguous ({len(matches)} matches found)")
+            raise NotFound(f"container {ref} is ambiguous: more than one container's id starts so")
         raise NotFound(f"No such container: {ref}")
 
     def container_endpoints(self, container_id: str) -> list[tuple[Network, Endpoint]]:
@@ -1404,6 +1388,7 @@ class Engine:
             process = self._spawn(container, log_path)
             undo.pop_all()
         self._children[process.pid] = container.id
+        self._popens[process.pid] = process
         self._record_running(container, process.pid, detached=True)
         log.info("container %s: started process %d", container.name, process.pid)
         return container
@@ -1529,9 +1514,11 @@ class Engine:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 self._children.clear()
+                self._popens.clear()
                 break
             if pid == 0:
                 break
+            self._waited(pid, status)
             container_id = self._children.pop(pid, None)
             if container_id is not None:
                 ended[container_id] = os.waitstatus_to_exitcode(status)
@@ -1595,6 +1582,12 @@ class Engine:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
 
+    def _waited(self, pid: int, status: int) -> None:
+        """Tell the child's Popen that it has been waited for, so that it never waits itself."""
+        process = self._popens.pop(pid, None)
+        if process is not None:
+            process.returncode = os.waitstatus_to_exitcode(status)
+
     def _wait_for_exit(self, container: Container, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         pid = container.pid
@@ -1603,6 +1596,7 @@ class Engine:
                 with contextlib.suppress(ChildProcessError):
                     done, status = os.waitpid(pid, os.WNOHANG)
                     if done:
+                        self._waited(pid, status)
                         self._children.pop(pid, None)
                         code = os.waitstatus_to_exitcode(status)
                         self._mark_exited(container, 128 - code if code < 0 else code)

@@ -220,6 +220,23 @@ class Store:
         """Every container's name, mapped to its id."""
         return dict(self._execute("SELECT name, id FROM containers"))
 
+    def container_id_named(self, name: str) -> str | None:
+        """The id of the container called ``name``, or None (one indexed lookup)."""
+        row = self._execute("SELECT id FROM containers WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def containers_with_id_prefix(self, prefix: str, limit: int = 2) -> list[Container]:
+        """Up to ``limit`` containers whose id starts with ``prefix`` (ids are lowercase hex)."""
+        if not prefix or any(char not in "0123456789abcdef" for char in prefix):
+            return []
+        # A range on the primary key: every id from the prefix up to the prefix's successor.
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        rows = self._execute(
+            "SELECT document FROM containers WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+            (prefix, upper, limit),
+        )
+        return [_container(document) for (document,) in rows]
+
     # Endpoints
 
     def put_endpoint(self, endpoint: Endpoint) -> None:
@@ -271,6 +288,11 @@ class Store:
     def host_ifnames(self) -> set[str]:
         """The ``host_ifname`` of every endpoint: the veth names nsnet holds."""
         return {name for (name,) in self._execute("SELECT host_ifname FROM endpoints")}
+
+    def host_ifname_taken(self, ifname: str) -> bool:
+        """Whether an endpoint has ``ifname`` as its host end (one indexed lookup)."""
+        row = self._execute("SELECT 1 FROM endpoints WHERE host_ifname = ?", (ifname,))
+        return row.fetchone() is not None
 
     def endpoint_count(self, network_id: str) -> int:
         """How many endpoints the network has on this host."""

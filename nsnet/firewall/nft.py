@@ -6,8 +6,9 @@ whichever thread calls it later: the daemon creates it in its host namespace. Ea
 one atomic transaction; a failure leaves the ruleset as it was and raises ``Unavailable`` with
 nft's own error text.
 
-Conntrack entries are removed through pyroute2's ctnetlink socket, opened per call in the
-calling thread's namespace (so call those methods from a thread in the host namespace).
+Conntrack entries are removed by the kernel by a filter (``nsnet.firewall.conntrack``), or on
+kernels without that through pyroute2's ctnetlink socket; either socket is opened per call in
+the calling thread's namespace (so call those methods from a thread in the host namespace).
 """
 
 import errno
@@ -24,7 +25,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
 
 from nsnet.errors import Unavailable
-from nsnet.firewall import ruleset
+from nsnet.firewall import conntrack, ruleset
 from nsnet.firewall.ruleset import ANY_ADDRESS, Binding, BridgeNetwork
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ class Firewall:
         # The bindings this object has put in the maps, by (protocol, host port), so that a
         # caller sees what is published without a read per binding (of the kernel or a store).
         self._bindings: dict[tuple[str, int], set[Binding]] = {}
+        # Whether the kernel deletes conntrack entries by a filter; found out at the first try.
+        self._filtered_delete = True
 
     @property
     def bindings(self) -> frozenset[Binding]:
@@ -129,12 +132,24 @@ class Firewall:
 
     # Conntrack --------------------------------------------------------------------------------
 
-    def flush_conntrack(self, bindings: Iterable[Binding]) -> int:
-        """Delete the conntrack entries of flows to the bindings' host ports; return how many.
+    def flush_conntrack(self, bindings: Iterable[Binding]) -> None:
+        """Delete the conntrack entries of flows to the bindings' host ports.
 
         A flow that started before a binding changed stays tied to its old destination (the
         host's socket, an ICMP error, or a removed container) until its entry goes.
         """
+        bindings = list(bindings)
+        if not bindings:
+            return
+        filters = []
+        for binding in bindings:
+            fields = {"proto": IP_PROTOCOL_NUMBERS[binding.protocol], "dport": binding.host_port}
+            if binding.host_ip != ANY_ADDRESS:
+                fields["daddr"] = str(binding.host_ip)
+            filters.append((conntrack.ORIGINAL, fields))
+        if self._delete_filtered(filters):
+            return
+
         # (protocol, host port) -> host addresses, None for all. One dump per protocol,
         # matched here: a dump walks the whole conntrack table (shared by every namespace),
         # so a dump per binding made publishing 1,000 UDP ports take half a minute.
@@ -149,16 +164,37 @@ class Firewall:
             addresses = wanted.get((flow.proto, flow.dport), ())
             return None in addresses or flow.daddr in addresses
 
-        filters = [NFCTAttrTuple(proto=protocol) for protocol in {key[0] for key in wanted}]
-        return self._delete_conntrack("host ports", filters, [], to_host_port)
+        protocols = [NFCTAttrTuple(proto=protocol) for protocol in {key[0] for key in wanted}]
+        self._delete_conntrack("host ports", protocols, [], to_host_port)
 
-    def flush_container_conntrack(self, address: IPv4Address) -> int:
-        """Delete every conntrack entry from or to a container's address; return how many."""
-        return self._delete_conntrack(
-            str(address),
-            [NFCTAttrTuple(saddr=str(address))],
-            [NFCTAttrTuple(saddr=str(address))],
-        )
+    def flush_container_conntrack(self, address: IPv4Address) -> None:
+        """Delete every conntrack entry from or to a container's address.
+
+        From it: its address is the original source; to it: the reply's source (a DNATed flow's
+        original destination is the host's address).
+        """
+        text = str(address)
+        if self._delete_filtered(
+            [(conntrack.ORIGINAL, {"saddr": text}), (conntrack.REPLY, {"saddr": text})]
+        ):
+            return
+        self._delete_conntrack(text, [NFCTAttrTuple(saddr=text)], [NFCTAttrTuple(saddr=text)])
+
+    def _delete_filtered(self, filters: list[tuple[str, dict]]) -> bool:
+        """Have the kernel delete the entries each (direction, fields) filter matches.
+
+        False when the kernel cannot (the caller then dumps and deletes itself).
+        """
+        if not self._filtered_delete:
+            return False
+        try:
+            for direction, fields in filters:
+                conntrack.delete_matching(direction, **fields)
+        except conntrack.FilterUnsupported as error:
+            log.info("conntrack: %s; deleting entries after a dump instead", error)
+            self._filtered_delete = False
+            return False
+        return True
 
     def flush_stale_conntrack(
         self, subnets: Iterable[IPv4Network], live: Iterable[IPv4Address]

@@ -27,7 +27,6 @@ NO_ANSWER = "no answer"
 SILENCE = 1.5  # seconds a client waits for an answer that should not come
 READY_TIMEOUT = 10
 PARALLEL_CLIENTS = 8
-FLUSH_DEADLINE = 1.0  # seconds within which a removed container's flows must be gone
 
 # A server: answers "<name>:<port> <peer address>" on TCP and UDP for each port.
 SERVER = r"""
@@ -199,16 +198,6 @@ def conntrack_lines_of(daemon: Daemon, addresses: set[str]) -> list[str]:
     ]
 
 
-def conntrack_lines_left(daemon: Daemon, addresses: set[str], deadline: float) -> list[str]:
-    """The entries of ``addresses`` still there ``deadline`` seconds from now, or none sooner."""
-    give_up = time.monotonic() + deadline
-    while True:
-        left = conntrack_lines_of(daemon, addresses)
-        if not left or time.monotonic() >= give_up:
-            return left
-        time.sleep(0.05)
-
-
 def make_flows(traffic: Traffic, name: str, port: int) -> None:
     """Inbound through the published port (TCP, UDP, localhost) and outbound flows of one."""
     traffic.check(
@@ -255,8 +244,7 @@ def test_removed_containers_leave_no_element_and_no_conntrack_entry(
             else:
                 daemon.cli("stop", "-t", "1", name)
                 daemon.cli("rm", name)
-            # The daemon forgets the flows in the background, within milliseconds.
-            left = conntrack_lines_left(daemon, {address}, FLUSH_DEADLINE)
+            left = conntrack_lines_of(daemon, {address})
             assert not left, f"{removal} of {name} ({address}) left:\n" + "\n".join(left)
             if removal == "disconnect":
                 daemon.cli("rm", "-f", name)

@@ -1,15 +1,10 @@
 """The engine's address management on the kernel: --ip, reuse, exhaustion, across restarts."""
 
-import contextlib
-import threading
-import time
-from collections.abc import Iterator
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Network
 
 import pytest
 
 from nsnet.errors import Conflict, Forbidden, InvalidArgument
-from nsnet.firewall.janitor import ConntrackJanitor
 from nsnet.models import ContainerCreate, IpamConfig, NetworkCreate
 from tests.kernel.test_engine_support import (
     EngineThread,
@@ -31,37 +26,6 @@ def address_of(runner: EngineThread, container: str) -> str:
 def eth0_address(runner: EngineThread, container: str) -> str:
     entries = runner.exec_json(container, "-4", "address", "show", "dev", "eth0")
     return entries[0]["addr_info"][0]["local"]
-
-
-@contextlib.contextmanager
-def janitor_held(runner: EngineThread) -> Iterator[threading.Event]:
-    """Give the engine a conntrack janitor whose flushes wait until the event is set.
-
-    The flushes are the real ones, only later: addresses released meanwhile stay settling.
-    """
-    gate = threading.Event()
-    flush = runner.engine.firewall.flush_container_conntrack
-
-    def gated_flush(address):
-        gate.wait(30)
-        return flush(address)
-
-    runner.call(runner.engine.janitor.close)
-    runner.engine.janitor = runner.call(ConntrackJanitor, gated_flush)
-    try:
-        yield gate
-    finally:
-        gate.set()
-        assert runner.janitor.wait()
-
-
-def open_gate_later(gate: threading.Event, delay: float, opened: list[float]) -> None:
-    def later() -> None:
-        time.sleep(delay)
-        opened.append(time.monotonic())
-        gate.set()
-
-    threading.Thread(target=later, daemon=True).start()
 
 
 def test_a_pinned_address_is_honoured(engine: EngineThread) -> None:
@@ -139,7 +103,6 @@ def test_released_addresses_are_reused(engine: EngineThread) -> None:
     engine.create_container(ContainerCreate(name="r2", network="reuse"))
 
     engine.remove_container("r1")
-    assert engine.janitor.wait()  # its flows forgotten
     engine.create_container(ContainerCreate(name="r3", network="reuse"))
 
     assert address_of(engine, "r3") == "10.85.0.2"
@@ -154,63 +117,9 @@ def test_an_address_released_by_disconnect_is_reused(engine: EngineThread) -> No
     engine.connect("hop", "h1")
 
     engine.disconnect("hop", "h1")
-    assert engine.janitor.wait()
     endpoint = engine.connect("hop", "h2")
 
     assert str(endpoint.address) == "10.86.0.2"
-
-
-def test_an_address_whose_flows_are_being_forgotten_is_passed_over(
-    engine: EngineThread,
-) -> None:
-    small_network(engine, "settle", "10.88.0.0/24")
-    engine.create_container(ContainerCreate(name="s1", network="settle"))
-    engine.create_container(ContainerCreate(name="s2", network="settle"))
-
-    with janitor_held(engine):
-        engine.remove_container("s1")
-        assert engine.janitor.settling() == {IPv4Address("10.88.0.2")}
-        engine.create_container(ContainerCreate(name="s3", network="settle"))
-        assert address_of(engine, "s3") == "10.88.0.4"
-
-    engine.create_container(ContainerCreate(name="s4", network="settle"))
-    assert address_of(engine, "s4") == "10.88.0.2"
-
-
-def test_the_only_free_address_is_given_once_its_flows_are_forgotten(
-    engine: EngineThread,
-) -> None:
-    small_network(engine, "single", "10.89.0.0/30")  # one address besides the gateway
-    engine.create_container(ContainerCreate(name="first", network="single"))
-
-    with janitor_held(engine) as gate:
-        engine.remove_container("first")
-        opened: list[float] = []
-        open_gate_later(gate, 0.3, opened)
-        engine.create_container(ContainerCreate(name="second", network="single"))
-        returned = time.monotonic()
-
-    assert opened and returned >= opened[0], "the address was given before its flush"
-    assert address_of(engine, "second") == "10.89.0.2"
-
-
-def test_an_address_asked_for_waits_until_its_flows_are_forgotten(
-    engine: EngineThread,
-) -> None:
-    small_network(engine, "asked", "10.90.0.0/24")
-    engine.create_container(ContainerCreate(name="old", network="asked", ip_address="10.90.0.50"))
-
-    with janitor_held(engine) as gate:
-        engine.remove_container("old")
-        opened: list[float] = []
-        open_gate_later(gate, 0.3, opened)
-        engine.create_container(
-            ContainerCreate(name="new", network="asked", ip_address="10.90.0.50")
-        )
-        returned = time.monotonic()
-
-    assert opened and returned >= opened[0], "the address was given before its flush"
-    assert eth0_address(engine, "new") == "10.90.0.50"
 
 
 def test_exhaustion_gives_a_clear_error_and_leaves_nothing(engine: EngineThread) -> None:

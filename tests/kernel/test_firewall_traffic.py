@@ -496,13 +496,48 @@ def test_without_the_flush_an_old_udp_flow_misses_the_new_binding(
     assert ask(outside, "udp", HOST, 5401, source_port) == "c1 192.0.2.100"
 
 
+def conntrack_flows(topology: Topology, address: str, but: str = "") -> set[tuple[str, ...]]:
+    """The host's conntrack entries that name ``address`` (and not ``but``), by their tuples.
+
+    Only the tuples' fields: the timeout and the state change while the entry lives.
+    """
+    listing = topology.host.run("conntrack", "-L", check=False).stdout
+    flows = set()
+    for line in listing.splitlines():
+        padded = f"{line} "
+        if f"={address} " in padded and not (but and f"={but} " in padded):
+            fields = [token for token in line.split() if token.split("=")[0] in TUPLE_FIELDS]
+            flows.add(tuple(fields))
+    return flows
+
+
+TUPLE_FIELDS = ("src", "dst", "sport", "dport")
+
+
+@pytest.mark.parametrize("filtered", [True, False], ids=["kernel filter", "dump fallback"])
 def test_container_conntrack_is_flushed(
-    topology: Topology, host_thread: NamespaceThread, firewall: Firewall
+    topology: Topology,
+    host_thread: NamespaceThread,
+    firewall: Firewall,
+    monkeypatch: pytest.MonkeyPatch,
+    filtered: bool,
 ) -> None:
+    """Inbound (DNATed: the container is the reply's source) and outbound flows both go, and
+    another container's stay; also on a kernel without filtered deletes (the fallback)."""
+    if not filtered:
+        monkeypatch.setattr(firewall, "_filtered_delete", False)
     assert ask(topology.outside, "udp", HOST, 8080, 40402) == "c1 192.0.2.100"
-    deleted = host_thread.call(firewall.flush_container_conntrack, IPv4Address("172.17.0.2"))
-    assert deleted >= 1
-    assert host_thread.call(firewall.flush_container_conntrack, IPv4Address("172.17.0.2")) == 0
+    assert ask(topology.outside, "tcp", HOST, 8085) == "c2 192.0.2.100"
+    topology.containers["c1"].namespace.run("ping", "-c", "1", "-W", "1", OUTSIDE, check=False)
+    assert len(conntrack_flows(topology, "172.17.0.2")) >= 2
+    others = conntrack_flows(topology, "172.17.0.3", but="172.17.0.2")
+    assert others
+
+    host_thread.call(firewall.flush_container_conntrack, IPv4Address("172.17.0.2"))
+
+    assert conntrack_flows(topology, "172.17.0.2") == set()
+    assert conntrack_flows(topology, "172.17.0.3", but="172.17.0.2") >= others
+    host_thread.call(firewall.flush_container_conntrack, IPv4Address("172.17.0.2"))  # no error
 
 
 # Repair, cost per port ------------------------------------------------------------------------

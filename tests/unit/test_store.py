@@ -431,3 +431,31 @@ def test_a_store_error_becomes_nsnets(store: Store) -> None:
     store.db.close()
     with pytest.raises(Unavailable, match="the store is unusable"):
         store.networks()
+
+
+def test_containers_are_found_by_name_and_id_prefix_without_reading_them_all(
+    store: Store,
+) -> None:
+    first = make_container("a1" + "0" * 62, "web")
+    second = make_container("a2" + "0" * 62, "db")
+    with store.transaction():
+        store.put_container(first)
+        store.put_container(second)
+
+    assert store.container_id_named("db") == second.id
+    assert store.container_id_named("nobody") is None
+    assert [c.id for c in store.containers_with_id_prefix("a1")] == [first.id]
+    assert [c.id for c in store.containers_with_id_prefix("a")] == [first.id, second.id]
+    assert store.containers_with_id_prefix("af") == []
+    assert store.containers_with_id_prefix("A1") == []  # ids are lowercase hex
+    assert store.containers_with_id_prefix("") == []
+
+
+def test_a_host_ifname_is_known_taken(store: Store) -> None:
+    with store.transaction():
+        store.put_network(make_network())
+        store.put_container(make_container())
+        store.put_endpoint(make_endpoint(host_ifname="veth1a2b3c4"))
+
+    assert store.host_ifname_taken("veth1a2b3c4")
+    assert not store.host_ifname_taken("veth0000000")
