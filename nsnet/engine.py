@@ -255,9 +255,9 @@ class Engine:
     def close(self) -> None:
         """Stop the threads and close the handles that ``open`` made.
 
-        The link deletions and conntrack flushes already handed over are finished first. The
-        kernel's state (bridges, sandboxes, running processes) stays for the next ``open`` to
-        reconcile. Safe to call twice, and after a failed ``open``.
+        The link deletions already handed over are finished first. The kernel's state
+        (bridges, sandboxes, running processes) stays for the next ``open`` to reconcile. Safe to
+        call twice, and after a failed ``open``.
         """
         self._close_cluster()
         if self.dns is not None:
@@ -272,6 +272,9 @@ class Engine:
         if self.host is not None:
             self.host.close()
             self.host = None
+        if self.firewall is not None:
+            self.firewall.close()
+            self.firewall = None
         if self.store is not None:
             self.store.close()
             self.store = None

@@ -7,7 +7,7 @@ nothing to find, because a dump walks the whole conntrack table (shared by every
 the machine) through many callbacks. Kernels that predate filters on deletion answer EINVAL
 or EOPNOTSUPP; ``FilterUnsupported`` tells the caller to fall back to dumping.
 
-The socket is opened per call, so it acts in the calling thread's network namespace.
+A channel acts in the network namespace of the thread that opened it.
 """
 
 import errno
@@ -35,39 +35,69 @@ class FilterUnsupported(Exception):
     """The kernel cannot delete conntrack entries by a filter."""
 
 
-def delete_matching(direction: str, **fields: str | int) -> None:
-    """Delete the IPv4 entries whose ``direction`` tuple (ORIGINAL or REPLY) has ``fields``.
+class ConntrackChannel:
+    """A ctnetlink socket of the namespace it was opened in, kept open.
 
-    ``fields`` are NFCTAttrTuple's: ``saddr``, ``daddr``, ``proto``, ``sport``, ``dport``; all
-    must match. An entry gone meanwhile, or none matching, is no error.
+    Kept rather than opened per call: closing a netfilter netlink socket soon after an
+    nftables transaction waits several milliseconds in the kernel, which made every removal
+    that unpublished a port cost that much more.
     """
-    wanted = NFCTAttrTuple(**fields)
-    wanted.attrs()  # computes the filter's flags
-    message = nfct_msg.create_from(
-        **{_TUPLE[direction]: wanted},
-        cta_filter={"attrs": [[_FILTER_FLAGS[direction], wanted.flags]]},
-    )
-    message["nfgen_family"] = socket.AF_INET
-    message["version"] = 0
-    message["res_id"] = 0
-    header = message["header"]
-    header["type"] = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE
-    header["flags"] = NLM_F_REQUEST | NLM_F_ACK
-    header["sequence_number"] = 1
-    message.encode()
 
-    what = f"the {direction} direction's {fields}"
-    try:
-        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER) as channel:
-            channel.bind((0, 0))
-            channel.send(message.data)
-            answer = channel.recv(65536)
-    except OSError as error:
-        raise Unavailable(f"cannot delete conntrack entries of {what}: {error}") from error
-    _, kind, _, _, _ = _HEADER.unpack_from(answer)
-    code = -struct.unpack_from("=i", answer, _HEADER.size)[0] if kind == NLMSG_ERROR else 0
-    if code in (errno.EINVAL, errno.EOPNOTSUPP):
-        raise FilterUnsupported(f"the kernel refused a filtered delete: {errno.errorcode[code]}")
-    if code not in (0, errno.ENOENT):
-        message_text = f"cannot delete conntrack entries of {what}: {errno.errorcode[code]}"
-        raise Unavailable(message_text)
+    def __init__(self) -> None:
+        try:
+            self._socket = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
+            self._socket.bind((0, 0))
+        except OSError as error:
+            raise Unavailable(f"cannot open a conntrack socket: {error.strerror}") from error
+        self._sequence = 0
+
+    def close(self) -> None:
+        """Close the socket."""
+        self._socket.close()
+
+    def delete_matching(self, direction: str, **fields: str | int) -> None:
+        """Delete the IPv4 entries whose ``direction`` tuple (ORIGINAL or REPLY) has ``fields``.
+
+        ``fields`` are NFCTAttrTuple's: ``saddr``, ``daddr``, ``proto``, ``sport``, ``dport``;
+        all must match. An entry gone meanwhile, or none matching, is no error.
+        """
+        wanted = NFCTAttrTuple(**fields)
+        wanted.attrs()  # computes the filter's flags
+        message = nfct_msg.create_from(
+            **{_TUPLE[direction]: wanted},
+            cta_filter={"attrs": [[_FILTER_FLAGS[direction], wanted.flags]]},
+        )
+        message["nfgen_family"] = socket.AF_INET
+        message["version"] = 0
+        message["res_id"] = 0
+        self._sequence = (self._sequence + 1) & 0xFFFFFFFF
+        header = message["header"]
+        header["type"] = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE
+        header["flags"] = NLM_F_REQUEST | NLM_F_ACK
+        header["sequence_number"] = self._sequence
+        message.encode()
+
+        what = f"the {direction} direction's {fields}"
+        try:
+            self._socket.send(message.data)
+            code = self._answer(self._sequence)
+        except OSError as error:
+            raise Unavailable(f"cannot delete conntrack entries of {what}: {error}") from error
+        reason = errno.errorcode.get(code, str(code))
+        if code in (errno.EINVAL, errno.EOPNOTSUPP):
+            raise FilterUnsupported(f"the kernel refused a filtered delete: {reason}")
+        if code not in (0, errno.ENOENT):
+            raise Unavailable(f"cannot delete conntrack entries of {what}: {reason}")
+
+    def _answer(self, sequence: int) -> int:
+        """The errno of the acknowledgement of request ``sequence`` (0: done)."""
+        while True:
+            answer = self._socket.recv(65536)
+            offset = 0
+            while offset + _HEADER.size <= len(answer):
+                length, kind, _, answered, _ = _HEADER.unpack_from(answer, offset)
+                if length < _HEADER.size:
+                    break
+                if answered == sequence and kind == NLMSG_ERROR:
+                    return -struct.unpack_from("=i", answer, offset + _HEADER.size)[0]
+                offset += (length + 3) & ~3

@@ -58,6 +58,11 @@ class Firewall:
         self._bindings: dict[tuple[str, int], set[Binding]] = {}
         # Whether the kernel deletes conntrack entries by a filter; found out at the first try.
         self._filtered_delete = True
+        self._conntrack = conntrack.ConntrackChannel()
+
+    def close(self) -> None:
+        """Close the conntrack socket (libnftables' context closes with the object)."""
+        self._conntrack.close()
 
     @property
     def bindings(self) -> frozenset[Binding]:
@@ -189,7 +194,7 @@ class Firewall:
             return False
         try:
             for direction, fields in filters:
-                conntrack.delete_matching(direction, **fields)
+                self._conntrack.delete_matching(direction, **fields)
         except conntrack.FilterUnsupported as error:
             log.info("conntrack: %s; deleting entries after a dump instead", error)
             self._filtered_delete = False

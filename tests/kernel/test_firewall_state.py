@@ -30,8 +30,10 @@ def host_thread(host: HostWithOutside) -> Iterator[NamespaceThread]:
 
 
 @pytest.fixture
-def firewall(host_thread: NamespaceThread) -> Firewall:
-    return host_thread.call(Firewall)
+def firewall(host_thread: NamespaceThread) -> Iterator[Firewall]:
+    instance = host_thread.call(Firewall)
+    yield instance
+    instance.close()  # its conntrack socket would keep the namespace alive
 
 
 def network(name: str, index: int, internal=False, icc=True, masquerade=True) -> BridgeNetwork:

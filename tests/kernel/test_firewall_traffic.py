@@ -278,11 +278,12 @@ def host_thread(topology: Topology) -> Iterator[NamespaceThread]:
 
 
 @pytest.fixture
-def firewall(topology: Topology, host_thread: NamespaceThread) -> Firewall:
+def firewall(topology: Topology, host_thread: NamespaceThread) -> Iterator[Firewall]:
     """The host's firewall, synced to the standard networks and bindings before each test."""
     instance = host_thread.call(Firewall)
     host_thread.call(instance.sync, NETWORKS.values(), BINDINGS)
-    return instance
+    yield instance
+    instance.close()  # its conntrack socket would keep the namespace alive
 
 
 # Point 3: every path to a published port ------------------------------------------------------
