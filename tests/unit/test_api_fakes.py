@@ -43,7 +43,7 @@ def fake_id(seed: str) -> str:
 class FakeEngine:
     """The engine's interface over dictionaries; records the threads that called it."""
 
-    def __init__(self, paths: Paths | None = None) -> None:
+    def __init__(self, paths: Paths | None = None, log_dir: str | None = None) -> None:
         self.paths = paths or Paths(state_dir=Path("/fake/lib"), run_dir=Path("/fake/run"))
         self.networks: dict[str, Network] = {}
         self.containers: dict[str, Container] = {}
@@ -54,8 +54,9 @@ class FakeEngine:
         self.opened = False
         self.closed = False
         self.counter = itertools.count(1)
-        # Real files for the containers' output, as the engine keeps it (one file each).
-        self._log_dir = tempfile.TemporaryDirectory(prefix="nsnet-fake-logs-")
+        # Real files for the containers' output, as the engine keeps it (one file each);
+        # a process that is killed rather than closed names a directory its test removes.
+        self._log_dir = tempfile.TemporaryDirectory(prefix="nsnet-fake-logs-", dir=log_dir)
 
     def _called(self, name: str) -> None:
         self.threads.add(threading.get_ident())

@@ -338,7 +338,7 @@ FAKE_DAEMON = textwrap.dedent(
     from test_api_fakes import FakeEngine
     from nsnet.api.app import create_app
 
-    path, pid_file = sys.argv[1], sys.argv[2]
+    path, pid_file, log_dir = sys.argv[1], sys.argv[2], sys.argv[3]
     with open(pid_file, "w") as file:
         file.write(str(os.getpid()))
     print("fake nsnetd starting", flush=True)
@@ -347,7 +347,7 @@ FAKE_DAEMON = textwrap.dedent(
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(16)
-    config = uvicorn.Config(create_app(FakeEngine()), log_config=None, lifespan="on")
+    config = uvicorn.Config(create_app(FakeEngine(log_dir=log_dir)), log_config=None, lifespan="on")
     uvicorn.Server(config).run(sockets=[listener])
     """
 )
@@ -368,7 +368,7 @@ def test_an_absent_daemon_is_started_in_the_background(
     monkeypatch.setattr(
         cli,
         "daemon_argv",
-        lambda path, paths: [sys.executable, "-c", script, path, str(pid_file)],
+        lambda path, paths: [sys.executable, "-c", script, path, str(pid_file), str(tmp_path)],
     )
     if socket_left:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
