@@ -1933,7 +1933,13 @@ class Engine:
             undo.callback(self.drivers["overlay"].leave, network, endpoint, container.netns_path)
 
             failpoints.hit("connect.register")
-            self.cluster.register(self._endpoint_record(network, container, endpoint))
+            try:
+                self.cluster.register(self._endpoint_record(network, container, endpoint))
+            except NotFound as error:
+                raise NotFound(
+                    f"cannot connect container '{container.name}' to network "
+                    f"'{network.name}': {error}"
+                ) from error
 
             gateway_bridge = self._ensure_gateway_bridge()
             if not any(each.network_id == gateway_bridge.id for each in mine):
@@ -2051,7 +2057,13 @@ class Engine:
                         )
                         self.disconnect(network.id, container.id)
                         continue
-                    self.cluster.register(self._endpoint_record(network, container, endpoint))
+                    try:
+                        self.cluster.register(self._endpoint_record(network, container, endpoint))
+                    except NotFound as error:
+                        # Removed by another host meanwhile; the next sync removes it here.
+                        log.warning(
+                            "container %s: not registered again: %s", container.name, error
+                        )
         except Unavailable as error:
             log.warning("cannot register overlay endpoints yet (will retry): %s", error)
             self.cluster.lease_renewed.set()

@@ -67,6 +67,31 @@ def absent(key: str) -> dict:
     return {"key": encode(key), "result": "EQUAL", "target": "CREATE", "create_revision": 0}
 
 
+def present(key: str) -> dict:
+    """Compare: the key exists."""
+    return {"key": encode(key), "result": "GREATER", "target": "CREATE", "create_revision": 0}
+
+
+def prefix_empty(prefix: str) -> dict:
+    """Compare: no key starts with ``prefix``.
+
+    A comparison over a range holds when it holds for every key in it, and etcd compares an
+    empty range as one absent key, whose creation revision is 0.
+    """
+    return {**absent(prefix), "range_end": encode(prefix_end(prefix))}
+
+
+def prefix_unchanged_since(prefix: str, revision: int) -> dict:
+    """Compare: no key under ``prefix`` was written after ``revision`` (none was added either)."""
+    return {
+        "key": encode(prefix),
+        "range_end": encode(prefix_end(prefix)),
+        "result": "LESS",
+        "target": "MOD",
+        "mod_revision": revision + 1,
+    }
+
+
 def value_is(key: str, value: str | bytes) -> dict:
     """Compare: the key holds exactly ``value``."""
     return {"key": encode(key), "result": "EQUAL", "target": "VALUE", "value": encode(value)}

@@ -32,7 +32,7 @@ from nsnet.cluster.records import (
     network_from_json,
     network_to_json,
 )
-from nsnet.errors import Conflict, InvalidArgument, NsnetError, Unavailable
+from nsnet.errors import Conflict, InvalidArgument, NotFound, NsnetError, Unavailable
 from nsnet.models import IpamConfig, Network
 
 log = logging.getLogger(__name__)
@@ -167,14 +167,18 @@ class ClusterStore:
 
     def networks(self) -> list[Network]:
         """Every overlay network of the cluster."""
-        _, items = self.etcd.range(KEYS.networks)
+        return self._networks()[1]
+
+    def _networks(self) -> tuple[int, list[Network]]:
+        """The store's revision and every overlay network of the cluster."""
+        revision, items = self.etcd.range(KEYS.networks)
         networks = []
         for item in items:
             try:
                 networks.append(network_from_json(item.value))
             except (ValueError, KeyError, TypeError) as error:
                 log.warning("cluster: ignoring unreadable network %s: %s", item.key, error)
-        return networks
+        return revision, networks
 
     def create_network(
         self,
@@ -188,14 +192,16 @@ class ClusterStore:
         ``network`` carries everything but its IPAM and VNI, chosen here: ``requested`` (the
         user's subnet) or the first free /24 of 10.0.0.0/8, and ``vni`` or the lowest free
         from 4096 on. Raises Conflict when the name, the VNI or the subnet is taken.
+
+        The choice is made from the networks as read at one revision, and the transaction
+        holds only if no network was recorded since: two hosts racing with overlapping subnets
+        of different sizes (10.1.0.0/16 and 10.1.2.0/24) cannot both win.
         """
         local_subnets = list(local_subnets)
         for _ in range(CREATE_ATTEMPTS):
-            existing = self.networks()
+            revision, existing = self._networks()
             if any(other.name == network.name for other in existing):
                 raise Conflict(f"network with name {network.name} already exists")
-            # TODO: the subnet key makes equal subnets exclusive, but two hosts racing with
-            # overlapping subnets of different sizes (10.1.0.0/16 and 10.1.2.0/24) both win.
             taken_subnets = [config.subnet for other in existing for config in other.ipam]
             config = self._choose_ipam(network.name, requested, taken_subnets, local_subnets)
             chosen_vni = vni or self._free_vni(existing)
@@ -210,7 +216,10 @@ class ClusterStore:
             ]
             values = [network.id, network.id, network.id, network_to_json(network)]
             succeeded, _ = self.etcd.transaction(
-                [etcd.absent(key) for key in claimed],
+                [
+                    etcd.prefix_unchanged_since(KEYS.networks, revision),
+                    *[etcd.absent(key) for key in claimed],
+                ],
                 [etcd.put(key, value) for key, value in zip(claimed, values, strict=True)],
             )
             if succeeded:
@@ -232,7 +241,7 @@ class ClusterStore:
                     f"cannot create network '{network.name}': subnet {config.subnet} is used "
                     "by another network"
                 )
-            # Another host took the VNI or subnet chosen for us meanwhile: choose again.
+            # Another host recorded a network meanwhile: choose again from the new state.
         raise Unavailable(
             f"cannot create network '{network.name}': lost {CREATE_ATTEMPTS} races for a VNI "
             "and subnet"
@@ -272,10 +281,33 @@ class ClusterStore:
         raise Conflict("cannot choose a VNI: every VNI is taken")
 
     def delete_network(self, network: Network) -> None:
-        """Remove an overlay network; refused while any host has an endpoint on it."""
-        # TODO: the check and the delete are two requests: an endpoint joining in between is
-        # left on a removed network (its host keeps it and warns). etcd 3.4's compare cannot
-        # test that a prefix is empty; a per-network counter key would close the gap.
+        """Remove an overlay network; refused while any host has an endpoint on it.
+
+        The removal holds only if the network's registry is empty when it is applied, and an
+        endpoint is registered only while its network exists (``register``), so an endpoint
+        joining meanwhile either stops the removal or fails to join.
+        """
+        self._refuse_with_endpoints(network)
+        subnets = [KEYS.subnet(config.subnet) for config in network.ipam]
+        succeeded, _ = self.etcd.transaction(
+            [etcd.prefix_empty(f"{KEYS.endpoints}{network.id}/")],
+            [
+                etcd.delete(KEYS.network(network.id)),
+                etcd.delete(KEYS.name(network.name)),
+                etcd.delete(KEYS.vni(vni_of(network))),
+                *[etcd.delete(key) for key in subnets],
+                etcd.delete(f"{KEYS.addresses}{network.id}/", prefix=True),
+            ],
+        )
+        if not succeeded:  # an endpoint joined between the check and the removal
+            self._refuse_with_endpoints(network)
+            raise Conflict(
+                f"error while removing network: network {network.name} id {network.id} is "
+                "being joined by an endpoint"
+            )
+        log.info("cluster: network %s removed", network.name)
+
+    def _refuse_with_endpoints(self, network: Network) -> None:
         records = self.endpoints(network.id)
         if records:
             names = ", ".join(
@@ -285,18 +317,6 @@ class ClusterStore:
                 f"error while removing network: network {network.name} id {network.id} has "
                 f"active endpoints ({names})"
             )
-        subnets = [KEYS.subnet(config.subnet) for config in network.ipam]
-        self.etcd.transaction(
-            [],
-            [
-                etcd.delete(KEYS.network(network.id)),
-                etcd.delete(KEYS.name(network.name)),
-                etcd.delete(KEYS.vni(vni_of(network))),
-                *[etcd.delete(key) for key in subnets],
-                etcd.delete(f"{KEYS.addresses}{network.id}/", prefix=True),
-            ],
-        )
-        log.info("cluster: network %s removed", network.name)
 
     # Addresses
 
@@ -365,8 +385,16 @@ class ClusterStore:
     # Endpoint registry
 
     def register(self, record: EndpointRecord) -> None:
-        """Write an endpoint's record in the registry, under this host's lease."""
-        self.etcd.transaction([], [etcd.put(record.key, record.to_json(), self.lease)])
+        """Write an endpoint's record in the registry, under this host's lease.
+
+        Raises NotFound when its network is no longer in the cluster (removed by another host).
+        """
+        succeeded, _ = self.etcd.transaction(
+            [etcd.present(KEYS.network(record.network_id))],
+            [etcd.put(record.key, record.to_json(), self.lease)],
+        )
+        if not succeeded:
+            raise NotFound(f"network {record.network_name} was removed from the cluster")
 
     def unregister(self, network_id: str, endpoint_id: str) -> None:
         """Delete an endpoint's record from the registry; a missing one is no error."""

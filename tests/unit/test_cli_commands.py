@@ -347,7 +347,8 @@ FAKE_DAEMON = textwrap.dedent(
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(16)
-    config = uvicorn.Config(create_app(FakeEngine(log_dir=log_dir)), log_config=None, lifespan="on")
+    application = create_app(FakeEngine(log_dir=log_dir))
+    config = uvicorn.Config(application, log_config=None, lifespan="on")
     uvicorn.Server(config).run(sockets=[listener])
     """
 )

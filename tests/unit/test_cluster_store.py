@@ -16,13 +16,14 @@ from nsnet.cluster.config import ClusterConfig
 from nsnet.cluster.etcd import KeyValue
 from nsnet.cluster.records import KEYS, EndpointRecord, network_from_json, split_endpoint_key
 from nsnet.cluster.store import ClusterStore, vni_of
-from nsnet.errors import Conflict, InvalidArgument
+from nsnet.errors import Conflict, InvalidArgument, NotFound
 from nsnet.models import IpamConfig, Network
 
 
 class FakeEtcd:
     def __init__(self) -> None:
         self.data: dict[str, tuple[bytes, int]] = {}  # key -> (value, lease)
+        self.revisions: dict[str, tuple[int, int]] = {}  # key -> (created, last modified)
         self.revision = 1
         self.leases: set[int] = set()
         self.granted = 0
@@ -49,26 +50,44 @@ class FakeEtcd:
         return KeyValue(key, value, lease, 0)
 
     def _holds(self, compare: dict) -> bool:
+        """As etcd evaluates a comparison: over every key of a range, an empty one as absent."""
         key = etcd.decode(compare["key"]).decode()
-        if compare["target"] == "CREATE":
-            return key not in self.data
-        return key in self.data and self.data[key][0] == etcd.decode(compare["value"])
+        if "range_end" in compare:
+            end = etcd.decode(compare["range_end"]).decode()
+            keys = [each for each in self.data if key <= each < end]
+        else:
+            keys = [key] if key in self.data else []
+        target = compare["target"]
+        if target == "VALUE":
+            wanted = etcd.decode(compare["value"])
+            return bool(keys) and all(self.data[each][0] == wanted for each in keys)
+        field = {"CREATE": 0, "MOD": 1}[target]
+        wanted = int(compare[{"CREATE": "create_revision", "MOD": "mod_revision"}[target]])
+        actual = [self.revisions[each][field] for each in keys] or [0]
+        test = {"EQUAL": int.__eq__, "GREATER": int.__gt__, "LESS": int.__lt__}[compare["result"]]
+        return all(test(each, wanted) for each in actual)
+
+    def _put(self, key: str, value: bytes, lease: int) -> None:
+        created = self.revisions[key][0] if key in self.data else self.revision
+        self.data[key] = (value, lease)
+        self.revisions[key] = (created, self.revision)
 
     def transaction(self, compare, success, failure=None):
         if self.interfere is not None:
             interfere, self.interfere = self.interfere, None
             interfere()
         succeeded = all(self._holds(each) for each in compare)
+        self.revision += 1
         responses = []
         for request in success if succeeded else failure or []:
             if "request_put" in request:
                 put = request["request_put"]
                 key = etcd.decode(put["key"]).decode()
-                self.data[key] = (etcd.decode(put["value"]), put.get("lease", 0))
+                self._put(key, etcd.decode(put["value"]), put.get("lease", 0))
                 responses.append({"response_put": {}})
             elif "request_delete_range" in request:
                 delete = request["request_delete_range"]
-                self.delete(etcd.decode(delete["key"]).decode(), prefix="range_end" in delete)
+                self._remove(etcd.decode(delete["key"]).decode(), prefix="range_end" in delete)
                 responses.append({"response_delete_range": {}})
             else:
                 key = etcd.decode(request["request_range"]["key"]).decode()
@@ -78,13 +97,17 @@ class FakeEtcd:
                         {"key": etcd.encode(key), "value": etcd.encode(self.data[key][0])}
                     )
                 responses.append({"response_range": {"kvs": items}})
-        self.revision += 1
         return succeeded, responses
 
     def delete(self, key: str, prefix: bool = False) -> None:
+        self.revision += 1
+        self._remove(key, prefix)
+
+    def _remove(self, key: str, prefix: bool) -> None:
         for existing in list(self.data):
             if existing == key or (prefix and existing.startswith(key)):
                 del self.data[existing]
+                del self.revisions[existing]
 
     def grant(self, ttl: int) -> int:
         self.granted += 1
@@ -103,7 +126,7 @@ class FakeEtcd:
         self.leases.discard(lease)
         for key, (_, owner) in list(self.data.items()):
             if owner == lease:
-                del self.data[key]
+                self._remove(key, prefix=False)
 
 
 @pytest.fixture
@@ -183,6 +206,19 @@ def test_a_lost_race_for_an_automatic_vni_is_retried(fake, tmp_path) -> None:
     slow = one.create_network(new_network("slow"), None, None, [])
     assert vni_of(slow) == 4097
     assert slow.ipam[0].subnet == IPv4Network("10.0.1.0/24")
+
+
+def test_overlapping_subnets_of_different_sizes_cannot_both_win_a_race(fake, tmp_path) -> None:
+    one, two = host(fake, tmp_path, 1), host(fake, tmp_path, 2)
+
+    def other_host_creates() -> None:
+        two.create_network(new_network("wide"), IpamConfig(IPv4Network("10.1.0.0/16")), 5002, [])
+
+    # Between one's choice and its transaction; the VNIs differ, so only the subnets collide.
+    fake.interfere = other_host_creates
+    with pytest.raises(Conflict, match="10.1.2.0/24 overlaps with 10.1.0.0/16"):
+        one.create_network(new_network("narrow"), IpamConfig(IPv4Network("10.1.2.0/24")), 5001, [])
+    assert [network.name for network in one.networks()] == ["wide"]
 
 
 def test_addresses_claimed_by_two_hosts_never_collide(fake, tmp_path) -> None:
@@ -275,6 +311,26 @@ def test_removing_a_network_is_refused_while_any_host_has_endpoints(fake, tmp_pa
     assert not any(key.startswith("/nsnet/network") for key in fake.data)
     assert not any(key.startswith(KEYS.addresses) for key in fake.data)
     assert not any(key.startswith(KEYS.vnis) for key in fake.data)
+
+
+def test_an_endpoint_joining_during_a_removal_stops_it_or_fails_to_join(fake, tmp_path) -> None:
+    one, two = host(fake, tmp_path, 1), host(fake, tmp_path, 2)
+    network = one.create_network(new_network("ov"), None, None, [])
+    address = two.claim_address(network, "endpoint", None)
+
+    def other_host_registers() -> None:
+        two.register(record(network, "endpoint", address, two))
+
+    fake.interfere = other_host_registers  # after one's check that no endpoint is left
+    with pytest.raises(Conflict, match=r"active endpoints \(c on 198.51.100.2\)"):
+        one.delete_network(network)
+    assert [each.name for each in one.networks()] == ["ov"]
+
+    two.unregister(network.id, "endpoint")
+    one.delete_network(network)
+    with pytest.raises(NotFound, match="network ov was removed from the cluster"):
+        two.register(record(network, "late", address, two))
+    assert not any(key.startswith(KEYS.endpoints) for key in fake.data)
 
 
 def test_a_restarted_daemon_keeps_a_live_lease(fake, tmp_path) -> None:
