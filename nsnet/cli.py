@@ -1215,6 +1215,18 @@ def format_info(socket_path: str, version: dict, details: dict) -> str:
     if elements:
         rows.append(("  Elements", ""))
         rows += [(f"   {name}", str(count)) for name, count in sorted(elements.items())]
+    cluster = nsnet.get("Cluster")
+    if cluster:
+        rows += [
+            (" Cluster", ""),
+            ("  Store", cluster.get("Store", "")),
+            ("  Advertise address", cluster.get("AdvertiseAddress", "")),
+            ("  Node name", cluster.get("NodeName", "")),
+            ("  TTL", f"{cluster.get('TTL', '')} s"),
+            ("  Lease", cluster.get("Lease") or "none (not joined)"),
+            ("  Reachable", "yes" if cluster.get("Reachable") else "no"),
+            ("  Remote endpoints", str(cluster.get("RemoteEndpoints", 0))),
+        ]
     warnings = details.get("Warnings") or []
     rows.append((" Warnings", str(len(warnings))))
     return "".join(f"{label}: {value}\n" if value else f"{label}:\n" for label, value in rows)

@@ -838,6 +838,12 @@ class Engine:
                 "IPv4 forwarding is disabled in the host namespace (net.ipv4.ip_forward = 0, "
                 "set by someone else): containers cannot reach the outside until nsnetd restarts"
             )
+        if self.cluster is not None and not self.cluster.reachable:
+            warnings.append(
+                f"the cluster store {self.cluster.config.store_url} does not answer: overlay "
+                "networks cannot be created, joined or learned until it does"
+                + ("" if self.cluster.lease else " (this host has not joined it yet)")
+            )
         return {
             "StateDirectory": str(self.paths.state_dir),
             "RunDirectory": str(self.paths.run_dir),
@@ -1714,9 +1720,7 @@ class Engine:
         from nsnet.cluster.store import ClusterStore
 
         self.cluster = ClusterStore(self.cluster_config, self.paths.state_dir / "cluster-lease")
-        # TODO: the daemon does not start while the store is unreachable (dockerd starts and
-        # retries); a degraded start would need every overlay operation to wait for the store.
-        self.cluster.open()
+        self.cluster.open()  # also while the store is unreachable: it joins when it answers
         self.cluster_agent = ClusterAgent(
             self.cluster, self.drivers["overlay"], self.dns.server.index
         )
@@ -2027,8 +2031,8 @@ class Engine:
         An address taken by another host meanwhile is never shared: that container is
         disconnected from the overlay network, with an error in the log.
         """
-        if self.cluster is None:
-            return
+        if self.cluster is None or not self.cluster.lease:
+            return  # not joined yet: the join sets lease_renewed, and the tick comes back here
         try:
             records = self.cluster.endpoints()
             local_ids = {endpoint.id for endpoint in self.store.endpoints()}
@@ -2077,7 +2081,8 @@ class Engine:
             "AdvertiseAddress": str(self.cluster.host_address),
             "NodeName": self.cluster.config.node_name,
             "TTL": self.cluster.config.ttl,
-            "Lease": f"{self.cluster.lease:x}",
+            "Lease": f"{self.cluster.lease:x}" if self.cluster.lease else "",
+            "Reachable": self.cluster.reachable,
             "RemoteEndpoints": len(self.drivers["overlay"].remote_endpoints()),
         }
 

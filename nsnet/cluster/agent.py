@@ -42,6 +42,7 @@ class ClusterAgent:
         self._cancel = None
         self._thread: threading.Thread | None = None
         self._revision = 0
+        self._synced = False  # whether _revision is that of a registry read since the last watch
         self._timer: threading.Timer | None = None
 
     @property
@@ -50,8 +51,17 @@ class ClusterAgent:
         return str(self.store.host_address)
 
     def start(self) -> None:
-        """Read the registry now (so the first join sees every peer), then follow it."""
-        self._revision = self.resync(self.store.etcd)
+        """Read the registry now (so the first join sees every peer), then follow it.
+
+        With the store unreachable, the thread reads it once it answers.
+        """
+        self._synced = False
+        if self.store.reachable:
+            try:
+                self._revision = self.resync(self.store.etcd)
+                self._synced = True
+            except NsnetError as error:
+                log.warning("cluster: cannot read the registry yet: %s", error)
         self.store.on_reconnect = self.restart_watch
         self._thread = threading.Thread(target=self._run, name="nsnet-cluster-agent", daemon=True)
         self._thread.start()
@@ -74,20 +84,18 @@ class ClusterAgent:
 
     def _run(self) -> None:
         connection = Etcd(self.store.config.store_host, self.store.config.store_port, 10)
-        first = True
         try:
             while not self._stopping.is_set():
                 try:
-                    if not first:
+                    if not self._synced:
                         self._revision = self.resync(connection)
-                    first = False
+                    self._synced = False  # whatever ends this watch, read the registry again
                     self._follow(connection)
                 except NsnetError as error:
-                    log.warning("cluster: watch interrupted: %s", error)
-                    first = False
+                    if self.store.reachable:
+                        log.warning("cluster: watch interrupted: %s", error)
                 except Exception:
                     log.exception("cluster: the watch failed")
-                    first = False
                 self._stopping.wait(RETRY_SECONDS if not self._stopping.is_set() else 0)
         finally:
             connection.close()

@@ -78,14 +78,28 @@ class ClusterStore:
     # Life cycle
 
     def open(self) -> None:
-        """Reach the store, take (or keep) this host's lease, start renewing it."""
-        self.etcd.status()
-        self.lease = self._previous_lease() or self._new_lease_on(self.etcd)
-        self._put_host_record()
+        """Reach the store, take (or keep) this host's lease, start renewing it.
+
+        A store that cannot be reached now is no reason not to start, as with dockerd: the
+        keep-alive thread joins as soon as it answers (and sets ``lease_renewed``), and until
+        then every request that needs the lease is refused with Unavailable.
+        """
+        try:
+            self._join(self.etcd)
+        except Unavailable as error:
+            log.warning(
+                "cluster: starting without the store (%s); joining when it answers", error
+            )
+            self.reachable = False
         self._keepalive = threading.Thread(
             target=self._keep_alive, name="nsnet-cluster-lease", daemon=True
         )
         self._keepalive.start()
+
+    def _join(self, connection: Etcd) -> None:
+        connection.status()
+        self.lease = self._previous_lease(connection) or self._new_lease_on(connection)
+        self._put_host_record(connection)
         log.info(
             "cluster: joined %s as %s (lease %x, TTL %d s)",
             self.config.store_url,
@@ -94,6 +108,14 @@ class ClusterStore:
             self.config.ttl,
         )
 
+    def _require_lease(self) -> None:
+        """Refuse what must be tied to this host's lease before the host has one."""
+        if not self.lease:
+            raise Unavailable(
+                f"cannot reach the cluster store {self.config.store_url}: this host has not "
+                "joined it yet"
+            )
+
     def close(self) -> None:
         """Stop renewing; the lease stays, so a restart within the TTL keeps registrations."""
         self._stopping.set()
@@ -101,7 +123,7 @@ class ClusterStore:
             self._keepalive.join(timeout=REQUEST_TIMEOUT + 1)
         self.etcd.close()
 
-    def _previous_lease(self) -> int:
+    def _previous_lease(self, connection: Etcd) -> int:
         try:
             saved = json.loads(self.lease_file.read_text())
         except (OSError, ValueError):
@@ -111,24 +133,31 @@ class ClusterStore:
         ):
             return 0
         lease = int(saved.get("lease", 0))
-        if lease and self.etcd.time_to_live(lease) > 0:
+        if lease and connection.time_to_live(lease) > 0:
             log.info("cluster: lease %x of the previous run is still alive; keeping it", lease)
             return lease
         return 0
 
-    def _put_host_record(self, connection: Etcd | None = None) -> None:
+    def _put_host_record(self, connection: Etcd) -> None:
         record = dumps({"name": self.config.node_name, "address": str(self.host_address)})
-        (connection or self.etcd).transaction(
+        connection.transaction(
             [], [etcd.put(KEYS.host(self.host_address), record, self.lease)]
         )
 
     def _keep_alive(self) -> None:
         connection = self._connect()
         interval = max(0.5, self.config.ttl / 3)
-        reachable = True
+        reachable = self.reachable
         try:
             while not self._stopping.wait(interval):
                 try:
+                    if not self.lease:  # started while the store was unreachable
+                        self._join(connection)
+                        self.lease_renewed.set()
+                        reachable = self.reachable = True
+                        if self.on_reconnect is not None:
+                            self.on_reconnect()
+                        continue
                     ttl = connection.keepalive(self.lease)
                     if ttl <= 0:
                         log.warning(
@@ -145,6 +174,8 @@ class ClusterStore:
                 except NsnetError as error:
                     if reachable:
                         log.warning("cluster: cannot renew the lease: %s", error)
+                    elif not self.lease:
+                        log.debug("cluster: cannot join the store yet: %s", error)
                     reachable = self.reachable = False
                     continue
                 if not reachable:
@@ -329,6 +360,7 @@ class ClusterStore:
         self, network: Network, endpoint_id: str, requested: IPv4Address | None
     ) -> IPv4Address:
         """Claim ``requested``, or the lowest free address, for an endpoint of this host."""
+        self._require_lease()
         config = network.ipam[0]
         value = address_claim(endpoint_id, self.host_address)
         for _ in range(CLAIM_ATTEMPTS):
@@ -354,6 +386,7 @@ class ClusterStore:
 
         Raises Conflict when another endpoint holds it now.
         """
+        self._require_lease()
         key = KEYS.address(network.id, address)
         value = address_claim(endpoint_id, self.host_address)
         succeeded, responses = self.etcd.transaction(
@@ -389,6 +422,7 @@ class ClusterStore:
 
         Raises NotFound when its network is no longer in the cluster (removed by another host).
         """
+        self._require_lease()
         succeeded, _ = self.etcd.transaction(
             [etcd.present(KEYS.network(record.network_id))],
             [etcd.put(record.key, record.to_json(), self.lease)],

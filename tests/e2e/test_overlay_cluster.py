@@ -449,3 +449,40 @@ def test_a_store_outage_refuses_new_endpoints_but_not_traffic_or_removal(make_cl
     )  # fmt: skip
     ping = two.cli("exec", "c2", "--", "ping", "-c", "1", "-W", "2", "c3")
     assert " 0% packet loss" in ping.stdout
+
+
+def test_a_host_starts_while_the_store_is_down_and_joins_when_it_answers(make_cluster) -> None:
+    cluster = make_cluster(hosts=2)
+    one, two = cluster.daemons
+    one.cli("network", "create", "-d", "overlay", "ov")
+    sleeper(one, "ca")
+    sleeper(two, "cb")
+    b_address = container_address(two, "cb", "ov")
+
+    cluster.etcd.stop()
+    two.restart()  # as dockerd, it starts without its store
+    info = two.cli("info")
+    assert "  Reachable: no\n" in info.stdout, info.stdout
+    assert "cluster store etcd://198.51.100.100:2379 does not answer" in info.stderr, info.stderr
+    refused = two.cli("run", "-d", "--name", "cc", "--network", "ov", "--", "true", check=False)
+    assert refused.returncode != 0 and "cluster store" in refused.stderr, refused.stderr
+
+    cluster.etcd.start()
+    wait_for(
+        lambda: two.cli("run", "-d", "--name", "cc", "--network", "ov", "--", "sleep", "600",
+                        check=False).returncode == 0,
+        TTL + EXPIRY_SLACK,
+        "host 2 joins the store and runs containers on the overlay",
+    )  # fmt: skip
+    info = two.cli("info")
+    assert "  Reachable: yes\n" in info.stdout and "Lease: none" not in info.stdout, info.stdout
+    c_address = container_address(two, "cc", "ov")
+    assert c_address != b_address
+    for name, address in (("cb", b_address), ("cc", c_address)):
+        wait_for(
+            lambda address=address: any(ip == address for ip in neighbours(one, "ov")),
+            TTL + EXPIRY_SLACK,
+            f"host 1 learns {name} again",
+        )
+        ping = one.cli("exec", "ca", "--", "ping", "-c", "1", "-W", "2", name)
+        assert " 0% packet loss" in ping.stdout, ping.stdout
