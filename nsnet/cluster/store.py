@@ -87,9 +87,7 @@ class ClusterStore:
         try:
             self._join(self.etcd)
         except Unavailable as error:
-            log.warning(
-                "cluster: starting without the store (%s); joining when it answers", error
-            )
+            log.warning("cluster: starting without the store (%s); joining when it answers", error)
             self.reachable = False
         self._keepalive = threading.Thread(
             target=self._keep_alive, name="nsnet-cluster-lease", daemon=True
@@ -140,9 +138,7 @@ class ClusterStore:
 
     def _put_host_record(self, connection: Etcd) -> None:
         record = dumps({"name": self.config.node_name, "address": str(self.host_address)})
-        connection.transaction(
-            [], [etcd.put(KEYS.host(self.host_address), record, self.lease)]
-        )
+        connection.transaction([], [etcd.put(KEYS.host(self.host_address), record, self.lease)])
 
     def _keep_alive(self) -> None:
         connection = self._connect()
