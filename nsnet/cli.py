@@ -731,14 +731,18 @@ def network_disconnect(
 
 @network.command("prune", context_settings=CONTEXT)
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@click.option(
+    "--filter", "filters", multiple=True, help="Provide filter values (e.g. 'until=<timestamp>')"
+)
 @click.pass_context
-def network_prune(context: click.Context, force: bool) -> None:
+def network_prune(context: click.Context, force: bool, filters: tuple[str, ...]) -> None:
     """Remove all unused networks."""
+    query = {"filters": parse_filter_flags(filters)}
     if not force and not confirm(
         "WARNING! This will remove all custom networks not used by at least one container."
     ):
         return
-    answer = daemon_of(context).post("/networks/prune")
+    answer = daemon_of(context).post("/networks/prune", query=query)
     names = answer.get("NetworksDeleted") or []
     if names:
         click.echo("Deleted Networks:\n" + "".join(f"{name}\n" for name in names))

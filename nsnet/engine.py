@@ -21,6 +21,7 @@ import signal
 import subprocess
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -856,11 +857,13 @@ class Engine:
             "Warnings": warnings,
         }
 
-    def prune_networks(self) -> list[str]:
-        """Remove user networks with no endpoints; return their names."""
+    def prune_networks(self, prunable: Callable[[Network], bool] | None = None) -> list[str]:
+        """Remove user networks with no endpoints (that pass ``prunable``); return their names."""
         removed = []
         for network in self.store.networks():
             if network.builtin or self.store.endpoint_count(network.id):
+                continue
+            if prunable is not None and not prunable(network):
                 continue
             try:
                 self.remove_network(network.id)

@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nsnet import API_VERSION, __version__
 from nsnet.api import schemas
-from nsnet.api.filters import filter_networks, parse_filters
+from nsnet.api.filters import filter_networks, parse_filters, prune_predicate
 from nsnet.errors import Conflict, InvalidArgument, NotFound, NsnetError
 from nsnet.logstream import (
     MULTIPLEXED_MEDIA_TYPE,
@@ -416,11 +416,8 @@ def add_network_routes(app: FastAPI, runner: EngineRunner) -> None:
 
     @app.post("/networks/prune")
     async def prune_networks(request: Request) -> JSONResponse:
-        if parse_filters(request.query_params.get("filters")):
-            # TODO: prune filters (until, label) are not supported yet; refuse rather than
-            # remove more than was asked.
-            raise InvalidArgument("cannot prune networks: filters are not supported yet")
-        names = await runner.run(engine.prune_networks)
+        prunable = prune_predicate(parse_filters(request.query_params.get("filters")))
+        names = await runner.run(engine.prune_networks, prunable)
         log.info("networks pruned: %s", ", ".join(names) or "none")
         return json_response(schemas.NetworkPruneOut(networks_deleted=names).to_json())
 

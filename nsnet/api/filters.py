@@ -8,11 +8,18 @@ equal string, else an unanchored regular expression.
 
 import json
 import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from nsnet.errors import InvalidArgument
 from nsnet.models import Network
 
 NETWORK_FILTERS = ("dangling", "driver", "id", "label", "name", "scope", "type")
+PRUNE_FILTERS = ("label", "label!", "until")
+# Go's duration units, as `until=24h` or `until=1h30m` is written.
+DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 
 
 def parse_filters(text: str | None) -> dict[str, list[str]]:
@@ -117,3 +124,67 @@ def filter_networks(
         for network in networks
         if network_matches(network, filters, counts.get(network.id, 0))
     ]
+
+
+def prune_predicate(filters: dict[str, list[str]]) -> Callable[[Network], bool]:
+    """Which unused networks ``network prune`` removes under ``filters``, as Docker decides.
+
+    ``until`` (one value: a Go duration before now, a Unix timestamp or an RFC 3339 date) keeps
+    networks created after it; ``label`` removes only networks with every label given, and
+    ``label!`` keeps those that have all of its labels.
+    """
+    for key in filters:
+        if key not in PRUNE_FILTERS:
+            raise InvalidArgument(f"invalid filter '{key}'")
+    until = None
+    if filters.get("until"):
+        if len(filters["until"]) > 1:
+            raise InvalidArgument("more than one until filter specified")
+        until = timestamp(filters["until"][0])
+    labels, not_labels = filters.get("label", []), filters.get("label!", [])
+
+    def prunable(network: Network) -> bool:
+        if until is not None and created_seconds(network) > until:
+            return False
+        if not matches_labels(labels, network.labels):
+            return False
+        return not (not_labels and matches_labels(not_labels, network.labels))
+
+    return prunable
+
+
+def timestamp(text: str, now: float | None = None) -> float:
+    """Seconds since the epoch for an ``until`` value, read as Docker reads it.
+
+    A Go duration (``10m``, ``1h30m``) counts back from ``now``; a number is a Unix timestamp;
+    anything else must be an RFC 3339 date or date and time (without a zone: local time).
+    """
+    now = time.time() if now is None else now
+    parts = DURATION.findall(text)
+    if parts and "".join(number + unit for number, unit in parts) == text:
+        return now - sum(float(number) * DURATION_UNITS[unit] for number, unit in parts)
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise InvalidArgument(
+            f"invalid filter 'until={text}': not a duration (24h), a Unix timestamp or an "
+            "RFC 3339 date"
+        ) from error
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # local time, as Docker takes a date without a zone
+    return moment.timestamp()
+
+
+def created_seconds(network: Network) -> float:
+    """When a network was made, in seconds since the epoch (its ``Created`` in RFC 3339)."""
+    text = network.created.rstrip("Z")
+    whole, _, fraction = text.partition(".")
+    try:
+        moment = datetime.fromisoformat(whole).replace(tzinfo=UTC)
+    except ValueError:
+        return 0.0  # no readable time: as old as can be
+    return moment.timestamp() + (float(f"0.{fraction}") if fraction.isdigit() else 0.0)

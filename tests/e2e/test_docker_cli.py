@@ -116,6 +116,14 @@ def test_docker_network_prune_prints_what_nsnet_prune_prints(daemon: Daemon) -> 
     assert names_listed(daemon) == ["bridge", "host", "kept", "none"]
     same_output(daemon, "network", "prune", "-f")  # nothing left to prune: no output
 
+    daemon.cli("network", "create", "--label", "stay", "labelled")
+    daemon.cli("network", "create", "young")
+    pruned = daemon.docker("network", "prune", "-f", "--filter", "until=1h")
+    assert pruned.stdout == ""  # both were made less than an hour ago
+    pruned = daemon.docker("network", "prune", "-f", "--filter", "label!=stay")
+    assert pruned.stdout == "Deleted Networks:\nyoung\n\n"
+    assert names_listed(daemon) == ["bridge", "host", "kept", "labelled", "none"]
+    daemon.cli("network", "rm", "labelled")
     daemon.cli("rm", "-f", "holder")
 
 

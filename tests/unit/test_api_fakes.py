@@ -134,10 +134,12 @@ class FakeEngine:
             )
         del self.networks[network.id]
 
-    def prune_networks(self) -> list[str]:
+    def prune_networks(self, prunable=None) -> list[str]:
         self._called("prune_networks")
         names = []
         for network in list(self.networks.values()):
+            if prunable is not None and not prunable(network):
+                continue
             if not network.builtin and not self.network_endpoints(network.id):
                 del self.networks[network.id]
                 names.append(network.name)

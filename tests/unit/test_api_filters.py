@@ -1,8 +1,10 @@
-"""nsnet.api.filters: Docker's ``filters`` parameter for ``GET /networks``."""
+"""nsnet.api.filters: Docker's ``filters`` parameter for ``GET /networks`` and for prune."""
+
+from datetime import datetime
 
 import pytest
 
-from nsnet.api.filters import filter_networks, parse_filters
+from nsnet.api.filters import filter_networks, parse_filters, prune_predicate, timestamp
 from nsnet.errors import InvalidArgument
 from nsnet.models import Network
 
@@ -89,3 +91,56 @@ def test_dangling_means_a_user_network_without_endpoints() -> None:
 def test_unknown_keys_and_values_are_refused(filters: dict, message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         filter_networks(networks(), filters)
+
+
+# network prune's filters: until, label, label!
+
+NOW = datetime.fromisoformat("2026-12-03T20:41:23+00:00").timestamp()  # two hours after CREATED
+
+
+def prunable(filters: dict) -> list[str]:
+    keep = prune_predicate(filters)
+    return [network.name for network in networks()[3:] if keep(network)]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds_before_now"),
+    [("24h", 86400), ("1h30m", 5400), ("90s", 90), ("1.5h", 5400), ("250ms", 0.25)],
+)
+def test_until_as_a_go_duration_counts_back_from_now(text: str, seconds_before_now) -> None:
+    assert timestamp(text, now=NOW) == pytest.approx(NOW - seconds_before_now)
+
+
+def test_until_as_a_unix_timestamp_or_a_date() -> None:
+    assert timestamp("1764794483", now=NOW) == 1764794483
+    assert timestamp("1764794483.5", now=NOW) == 1764794483.5
+    assert timestamp("2026-12-03T18:41:24Z", now=NOW) == NOW - 7199
+    assert timestamp("2026-12-03T19:41:23+01:00", now=NOW) == NOW - 2 * 3600
+
+
+def test_until_keeps_networks_created_after_it() -> None:
+    assert prunable({"until": ["2026-12-03T18:41:24Z"]}) == ["front", "back"]
+    assert prunable({"until": ["2026-12-03T18:41:23Z"]}) == []  # made 0.82 s after it
+    assert prunable({"until": ["1h"]}) == ["front", "back"]  # from the real now: long ago
+
+
+def test_label_and_negated_label_select_what_prune_removes() -> None:
+    assert prunable({}) == ["front", "back"]
+    assert prunable({"label": ["tier=db"]}) == ["back"]
+    assert prunable({"label": ["tier"]}) == ["front", "back"]
+    assert prunable({"label!": ["tier=db"]}) == ["front"]
+    assert prunable({"label!": ["x"], "label": ["tier"]}) == ["front"]
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        ({"name": ["front"]}, "invalid filter 'name'"),
+        ({"until": ["1h", "2h"]}, "more than one until filter specified"),
+        ({"until": ["yesterday"]}, "invalid filter 'until=yesterday'"),
+        ({"until": ["5x"]}, "invalid filter 'until=5x'"),
+    ],
+)
+def test_bad_prune_filters_are_refused(filters: dict, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        prune_predicate(filters)

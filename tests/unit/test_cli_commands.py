@@ -87,6 +87,17 @@ def test_network_prune_force_prints_the_deleted_networks(nsnet) -> None:
     assert nsnet("network", "prune", "-f")[1] == ""
 
 
+def test_network_prune_passes_its_filters(nsnet) -> None:
+    nsnet("network", "create", "--label", "keep=yes", "kept")
+    nsnet("network", "create", "--label", "keep=no", "dropped")
+
+    status, out, _ = nsnet("network", "prune", "-f", "--filter", "label!=keep=yes")
+    assert status == 0 and out == "Deleted Networks:\ndropped\n\n"
+    status, _, err = nsnet("network", "prune", "-f", "--filter", "until=soon")
+    assert status == 1 and "invalid filter 'until=soon'" in err
+    assert nsnet("network", "ls", "-q", "--filter", "name=kept")[1].strip()
+
+
 def test_connect_with_ip_and_alias_then_disconnect(nsnet, engine: FakeEngine) -> None:
     nsnet("network", "create", "--subnet", "10.9.0.0/24", "front")
     nsnet("create", "--name", "c1", "--", "true")
