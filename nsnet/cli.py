@@ -899,6 +899,9 @@ def rm(context: click.Context, force: bool, containers: tuple[str, ...]) -> None
 )
 @click.option("-q", "--quiet", is_flag=True, help="Only display container IDs")
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output")
+@click.option(
+    "-f", "--filter", "filters", multiple=True, help="Filter output based on conditions provided"
+)
 @click.option("--format", "template", help="Pretty-print containers using a Go template")
 @click.pass_context
 def ps(
@@ -906,10 +909,11 @@ def ps(
     everything: bool,
     quiet: bool,
     no_trunc: bool,
+    filters: tuple[str, ...],
     template: str | None,
 ) -> None:
     """List containers."""
-    query = {"all": "1"} if everything else None
+    query = {"all": "1" if everything else None, "filters": parse_filter_flags(filters)}
     containers = daemon_of(context).get("/containers/json", query=query)
     if quiet:
         for entry in containers:
@@ -978,16 +982,38 @@ def format_ps(containers: list[dict], no_trunc: bool, now: float) -> str:
 
 
 def format_ports(ports: list[dict]) -> str:
-    """``0.0.0.0:8080->80/tcp, ...`` as docker's PORTS column shows published ports."""
-    shown = []
-    for port in sorted(ports, key=lambda p: (p.get("PrivatePort", 0), p.get("Type", ""))):
-        if port.get("PublicPort"):
-            shown.append(
-                f"{port.get('IP', '')}:{port['PublicPort']}->{port['PrivatePort']}/{port['Type']}"
-            )
+    """docker's PORTS column: ``0.0.0.0:8000-8002->8000-8002/tcp, 0.0.0.0:8080->80/tcp``.
+
+    As the docker CLI shows them: ports published on the same number (or not published) are
+    drawn as runs of consecutive numbers per address and protocol, each run where its first
+    port comes in the order of container ports; other mappings follow, one by one.
+    """
+    runs: dict[str, list[list[int]]] = {}  # "ip:" or "" + protocol -> [first, last] runs
+    mappings = []
+    ordered = sorted(
+        ports,
+        key=lambda p: (p.get("PrivatePort", 0), p.get("PublicPort", 0), p.get("Type", ""),
+                       p.get("IP", "")),
+    )  # fmt: skip
+    for port in ordered:
+        private, public = port["PrivatePort"], port.get("PublicPort") or 0
+        address = port.get("IP", "") if public else ""
+        if public and public != private:
+            mappings.append(f"{address}:{public}->{private}/{port['Type']}")
+            continue
+        key = (f"{address}:" if address else "") + f"/{port['Type']}"
+        group = runs.setdefault(key, [])
+        if group and group[-1][1] + 1 == private:
+            group[-1][1] = private
         else:
-            shown.append(f"{port['PrivatePort']}/{port['Type']}")
-    return ", ".join(shown)
+            group.append([private, private])
+    shown = []
+    for key, group in runs.items():
+        prefix, kind = key.rsplit("/", 1)
+        for first, last in group:
+            numbers = str(first) if first == last else f"{first}-{last}"
+            shown.append(f"{prefix}{numbers}->{numbers}/{kind}" if prefix else f"{numbers}/{kind}")
+    return ", ".join(shown + mappings)
 
 
 @cli.command("inspect", context_settings=CONTEXT)

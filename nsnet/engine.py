@@ -71,10 +71,14 @@ log = logging.getLogger(__name__)
 # In a container's directory: what its detached processes write, stdout and stderr as one.
 OUTPUT_LOG = "output.log"
 
-NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")  # Docker's, for containers
-NETWORK_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+# Docker's, for containers and networks; matched whole (a "$" would let a final newline in).
+NAME_PATTERN = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+NETWORK_NAME_PATTERN = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+# An alias is a name in the embedded DNS: letters, digits and . _ - (as a network's name).
+ALIAS_PATTERN = NETWORK_NAME_PATTERN
+ALIAS_LIMIT = 253  # the longest name DNS carries
 NETWORK_NAME_LIMIT = 128
-MAC_PATTERN = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
+MAC_PATTERN = re.compile(r"([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}")
 UNKNOWN_EXIT_CODE = -1  # the process ended while nobody could wait for it
 SANDBOX_HANDLES = 128  # open netlink handles kept for recently used sandboxes
 STOP_POLL_SECONDS = 0.02
@@ -103,10 +107,21 @@ def new_id() -> str:
     return secrets.token_hex(32)
 
 
+def alias_problem(aliases: list[str]) -> str | None:
+    """What is wrong with the first unusable alias (a name the embedded DNS serves), if any."""
+    for alias in aliases:
+        if not ALIAS_PATTERN.fullmatch(alias) or len(alias) > ALIAS_LIMIT:
+            return (
+                f"invalid alias '{alias}': aliases must match [a-zA-Z0-9][a-zA-Z0-9_.-]* and "
+                f"have at most {ALIAS_LIMIT} characters"
+            )
+    return None
+
+
 def check_network_request(request: NetworkCreate) -> None:
     """Refuse a network name Docker would refuse, and IPv6, naming the network."""
     name = request.name or ""
-    if not NETWORK_NAME_PATTERN.match(name):
+    if not NETWORK_NAME_PATTERN.fullmatch(name):
         raise InvalidArgument(
             f"cannot create network '{name}': names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*"
         )
@@ -768,11 +783,14 @@ class Engine:
                 sockets[protocol] = host_ports.listeners(protocol)
             return sockets[protocol]
 
+        local_addresses: set[IPv4Address] = set()
         for port in container.ports:
             host_ip = IPv4Address(port.host_ip or "0.0.0.0")
-            host_ports.check_protocol_supported(
-                port.protocol, f"{port.container_port}/{port.protocol}"
-            )
+            spec = f"{port.container_port}/{port.protocol}"
+            host_ports.check_protocol_supported(port.protocol, spec)
+            if host_ip not in local_addresses:
+                host_ports.check_host_address(host_ip, f"{host_ip}:{port.host_port or ''}:{spec}")
+                local_addresses.add(host_ip)
             if port.host_port and port.host_port_last > port.host_port:
                 port.host_port = host_ports.choose_host_port(
                     port.protocol,
@@ -925,6 +943,11 @@ class Engine:
             raise InvalidArgument(
                 f"cannot connect container '{container.name}' to network '{network.name}': "
                 f"container cannot be connected to {network.name} network"
+            )
+        if alias_problem(aliases or []):
+            raise InvalidArgument(
+                f"cannot connect container '{container.name}' to network '{network.name}': "
+                f"{alias_problem(aliases or [])}"
             )
         if aliases and network.name == "bridge":
             raise InvalidArgument(
@@ -1156,7 +1179,7 @@ class Engine:
         refuses, Conflict for a name in use; a failed create leaves nothing behind.
         """
         name = request.name or self._generate_name()
-        if not NAME_PATTERN.match(name):
+        if not NAME_PATTERN.fullmatch(name):
             raise InvalidArgument(
                 f"cannot create container '{name}': names must match [a-zA-Z0-9][a-zA-Z0-9_.-]+"
             )
@@ -1293,13 +1316,15 @@ class Engine:
             problem = "conflicting options: port publishing and the container type network mode"
         if network is None and (request.ip_address or request.mac_address or request.aliases):
             problem = f"--ip, --mac-address and aliases need a bridge network, not '{mode}'"
-        if request.mac_address and not MAC_PATTERN.match(request.mac_address):
+        if request.mac_address and not MAC_PATTERN.fullmatch(request.mac_address):
             problem = f"invalid MAC address '{request.mac_address}'"
         elif request.mac_address and int(request.mac_address[:2], 16) & 1:
             problem = f"invalid MAC address '{request.mac_address}': it is a multicast address"
         elif request.mac_address and not int(request.mac_address.replace(":", ""), 16):
             problem = f"invalid MAC address '{request.mac_address}': it is all zeros"
-        if request.aliases and network is not None and network.name == "bridge":
+        if alias_problem(request.aliases):
+            problem = alias_problem(request.aliases)
+        elif request.aliases and network is not None and network.name == "bridge":
             problem = (
                 "network-scoped alias is supported only for containers in user defined networks"
             )
@@ -1308,8 +1333,8 @@ class Engine:
                 problem = (
                     f"sysctl '{key}' is not allowed: only namespaced net.* sysctls can be set"
                 )
-        if request.hostname is not None and not re.match(
-            r"^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$", request.hostname
+        if request.hostname is not None and not re.fullmatch(
+            r"[a-zA-Z0-9][a-zA-Z0-9.-]{0,62}", request.hostname
         ):
             problem = f"invalid hostname '{request.hostname}'"
         if problem:

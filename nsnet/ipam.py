@@ -20,6 +20,15 @@ DEFAULT_POOLS: tuple[IPv4Network, ...] = tuple(
 )
 
 
+# Addresses the kernel never routes to or from a bridge's hosts.
+UNUSABLE_SUBNETS = (
+    (IPv4Network("0.0.0.0/8"), "'this network'"),
+    (IPv4Network("127.0.0.0/8"), "loopback"),
+    (IPv4Network("224.0.0.0/4"), "multicast"),
+    (IPv4Network("240.0.0.0/4"), "reserved (and broadcast)"),
+)
+
+
 def parse_network(text: str, what: str = "subnet") -> IPv4Network:
     """An IPv4 network from CIDR text, refusing host bits and IPv6 with a clear error."""
     try:
@@ -82,6 +91,12 @@ def usable_range(subnet: IPv4Network) -> tuple[int, int]:
 def complete(config: IpamConfig, name: str) -> IpamConfig:
     """Check one subnet's configuration and fill in the gateway (the first usable address)."""
     subnet = config.subnet
+    for special, kind in UNUSABLE_SUBNETS:
+        if subnet.overlaps(special):
+            raise InvalidArgument(
+                f"cannot create network '{name}': subnet {subnet} overlaps {special}, the "
+                f"{kind} addresses, which no bridge can carry"
+            )
     if config.ip_range is not None and not config.ip_range.subnet_of(subnet):
         raise InvalidArgument(
             f"cannot create network '{name}': ip-range {config.ip_range} is not inside "

@@ -33,7 +33,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nsnet import API_VERSION, __version__
 from nsnet.api import schemas
-from nsnet.api.filters import filter_networks, parse_filters, prune_predicate
+from nsnet.api.filters import (
+    container_predicate,
+    filter_networks,
+    parse_filters,
+    prune_predicate,
+)
 from nsnet.errors import Conflict, InvalidArgument, NotFound, NsnetError
 from nsnet.logstream import (
     MULTIPLEXED_MEDIA_TYPE,
@@ -473,19 +478,24 @@ def add_container_routes(app: FastAPI, runner: EngineRunner, stopping: threading
 
     @app.get("/containers/json")
     async def list_containers(request: Request) -> JSONResponse:
-        everything = query_bool(request, "all")
+        filters = parse_filters(request.query_params.get("filters"))
+        listed = container_predicate(filters)
+        # As Docker, a status filter lists containers in every state it names.
+        everything = query_bool(request, "all") or "status" in filters
 
         def gather() -> list:
-            return [
-                schemas.ContainerSummaryOut.from_container(
-                    container, engine.container_endpoints(container.id)
-                ).to_json()
-                for container in sorted(
-                    engine.list_containers(all=everything),
-                    key=lambda container: container.created,
-                    reverse=True,  # newest first, as Docker lists them
-                )
-            ]
+            summaries = []
+            for container in sorted(
+                engine.list_containers(all=everything),
+                key=lambda container: container.created,
+                reverse=True,  # newest first, as Docker lists them
+            ):
+                endpoints = engine.container_endpoints(container.id)
+                networks = [key for network, _ in endpoints for key in (network.name, network.id)]
+                if listed(container, networks):
+                    summary = schemas.ContainerSummaryOut.from_container(container, endpoints)
+                    summaries.append(summary.to_json())
+            return summaries
 
         return json_response(await runner.run(gather))
 

@@ -1,4 +1,5 @@
-"""Docker's ``filters`` query parameter, as ``GET /networks`` reads it.
+"""Docker's ``filters`` query parameter, as ``GET /networks``, ``GET /containers/json`` and
+``POST /networks/prune`` read it.
 
 The parameter is JSON: ``{"name": {"web": true}}`` (what clients send today) or the older
 ``{"name": ["web"]}``. Within one key the values are alternatives, except ``label``, whose
@@ -13,10 +14,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from nsnet.errors import InvalidArgument
-from nsnet.models import Network
+from nsnet.models import Container, Network
 
 NETWORK_FILTERS = ("dangling", "driver", "id", "label", "name", "scope", "type")
 PRUNE_FILTERS = ("label", "label!", "until")
+CONTAINER_FILTERS = ("exited", "id", "label", "name", "network", "status")
+# Docker's other container filters, about images, volumes, health and swarm tasks.
+DOCKER_ONLY_CONTAINER_FILTERS = (
+    "ancestor", "before", "expose", "health", "isolation", "is-task", "publish", "since",
+    "volume",
+)  # fmt: skip
+CONTAINER_STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 # Go's duration units, as `until=24h` or `until=1h30m` is written.
 DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
@@ -188,3 +196,48 @@ def created_seconds(network: Network) -> float:
     except ValueError:
         return 0.0  # no readable time: as old as can be
     return moment.timestamp() + (float(f"0.{fraction}") if fraction.isdigit() else 0.0)
+
+
+def container_predicate(
+    filters: dict[str, list[str]],
+) -> Callable[[Container, list[str]], bool]:
+    """Which containers ``ps`` lists under ``filters``, given each one's networks (names and ids).
+
+    As Docker: ``id`` and ``name`` match an equal string or a regular expression (a name with
+    or without its leading "/"), ``label`` every label given, ``status`` and ``exited`` (an
+    exit code, of exited containers) and ``network`` one of their values.
+    """
+    for key in filters:
+        if key in DOCKER_ONLY_CONTAINER_FILTERS:
+            raise InvalidArgument(f"filter '{key}' is not supported: nsnet has no {key} data")
+        if key not in CONTAINER_FILTERS:
+            raise InvalidArgument(f"invalid filter '{key}'")
+    for value in filters.get("status", []):
+        if value not in CONTAINER_STATUSES:
+            raise InvalidArgument(f"Unrecognised filter value for status: {value}")
+    exit_codes = set()
+    for value in filters.get("exited", []):
+        try:
+            exit_codes.add(int(value))
+        except ValueError as error:
+            raise InvalidArgument(f"invalid filter 'exited={value}'") from error
+
+    def listed(container: Container, networks: list[str]) -> bool:
+        if "id" in filters and not matches_pattern(filters["id"], container.id):
+            return False
+        if "name" in filters and not (
+            matches_pattern(filters["name"], container.name)
+            or matches_pattern(filters["name"], "/" + container.name)
+        ):
+            return False
+        if "label" in filters and not matches_labels(filters["label"], container.labels):
+            return False
+        if "status" in filters and container.state not in filters["status"]:
+            return False
+        if exit_codes and (container.state != "exited" or container.exit_code not in exit_codes):
+            return False
+        return "network" not in filters or any(
+            matches_pattern(filters["network"], network) for network in networks
+        )
+
+    return listed

@@ -223,6 +223,15 @@ class ContainerCreateBody(DockerModel):
 
     def to_request(self, name: str | None) -> ContainerCreate:
         """The engine's ContainerCreate: Entrypoint + Cmd, the network and its endpoint config."""
+        if self.image:
+            # Running the host's program under an image's name would mislead: refuse it.
+            raise InvalidArgument(
+                f"cannot create a container from image '{self.image}': nsnet has no images; "
+                "its containers run the host's programs (leave Image empty, or use nsnet run)"
+            )
+        command = as_list(self.entrypoint) + as_list(self.cmd)
+        if command and not command[0]:
+            raise InvalidArgument("invalid Cmd: the program to run is an empty string")
         host_config = self.host_config or HostConfigBody()
         network = host_config.network_mode or "default"
         endpoints = {
@@ -246,7 +255,7 @@ class ContainerCreateBody(DockerModel):
 
         return ContainerCreate(
             name=name or None,
-            command=as_list(self.entrypoint) + as_list(self.cmd),
+            command=command,
             network=network,
             ip_address=settings.address(f"NetworkingConfig.EndpointsConfig[{network}]"),
             mac_address=self.mac_address or None,

@@ -19,7 +19,7 @@ from pyroute2 import DiagSocket
 from pyroute2.netlink.diag import SS_CLOSE, SS_LISTEN
 from pyroute2.netlink.exceptions import NetlinkError
 
-from nsnet.errors import Conflict, Unavailable
+from nsnet.errors import Conflict, InvalidArgument, Unavailable
 from nsnet.firewall.ruleset import ANY_ADDRESS, Binding
 
 LOCAL_PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
@@ -44,6 +44,27 @@ def local_port_range() -> tuple[int, int]:
     """The current namespace's ``net.ipv4.ip_local_port_range``."""
     first, last = LOCAL_PORT_RANGE.read_text().split()
     return int(first), int(last)
+
+
+def check_host_address(address: IPv4Address, spec: str = "") -> None:
+    """Refuse a host address that no interface of the current namespace carries.
+
+    Docker's proxy fails to bind such an address; nsnet has no proxy, so it asks the kernel
+    the same question: a socket bound to it (port 0, closed at once). 127.0.0.0/8 is local
+    as a whole. ``spec`` names the port being published, for the message.
+    """
+    if address == ANY_ADDRESS:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((str(address), 0))
+        except OSError as error:
+            if error.errno != errno.EADDRNOTAVAIL:
+                raise
+            raise InvalidArgument(
+                f"cannot publish port '{spec or address}': {address} is not an address of "
+                "this host (no interface in its namespace has it)"
+            ) from error
 
 
 def check_protocol_supported(protocol: str, spec: str = "") -> None:

@@ -7,6 +7,7 @@ import socket
 import struct
 import threading
 import time
+from urllib.parse import quote
 
 import pytest
 from fastapi.routing import APIRoute
@@ -355,6 +356,48 @@ def test_info_carries_the_engines_warnings_and_firewall(client: Client) -> None:
         "Rules": 12,
         "Elements": {"inet nsnet bridges": 1},
     }
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b'{"Image": "busybox", "Cmd": ["true"]}', "nsnet has no images"),
+        (b'{"Cmd": [""]}', "the program to run is an empty string"),
+    ],
+)
+def test_containers_that_cannot_be_made_are_refused_at_create(
+    client: Client, engine: FakeEngine, body: bytes, message: str
+) -> None:
+    status, _, answer = raw(client, "POST", "/containers/create?name=c1", body)
+
+    assert status == 400 and message in json.loads(answer)["message"]
+    assert engine.containers == {}
+
+
+def test_container_list_filters(client: Client) -> None:
+    client.post("/containers/create", {"Cmd": ["true"], "Labels": {"tier": "web"}}, {"name": "w"})
+    client.post("/containers/create", {"Cmd": ["sleep", "5"]}, query={"name": "db"})
+    client.request("POST", "/containers/db/start")
+
+    def listed(filters, all: bool = False) -> list[str]:
+        query = {"filters": json.dumps(filters), "all": "1" if all else None}
+        return sorted(entry["Names"][0] for entry in client.get("/containers/json", query))
+
+    assert listed({"name": ["db"]}) == ["/db"]
+    assert listed({"name": ["^/w$"]}, all=True) == ["/w"]
+    assert listed({"label": ["tier=web"]}, all=True) == ["/w"]
+    assert listed({"status": ["created"]}) == ["/w"]  # a status filter lists every state
+    assert listed({"network": ["bridge"]}, all=True) == ["/db", "/w"]
+    assert listed({"network": ["front"]}, all=True) == []
+    for filters, message in [
+        ("garbage", "invalid filters 'garbage'"),
+        ('{"colour": ["red"]}', "invalid filter 'colour'"),
+        ('{"ancestor": ["busybox"]}', "filter 'ancestor' is not supported"),
+        ('{"status": ["sleeping"]}', "Unrecognised filter value for status: sleeping"),
+        ('{"exited": ["zero"]}', "invalid filter 'exited=zero'"),
+    ]:
+        status, _, answer = raw(client, "GET", f"/containers/json?filters={quote(filters)}")
+        assert status == 400 and message in json.loads(answer)["message"], answer
 
 
 def test_a_container_life_cycle(client: Client) -> None:

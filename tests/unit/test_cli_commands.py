@@ -98,6 +98,18 @@ def test_network_prune_passes_its_filters(nsnet) -> None:
     assert nsnet("network", "ls", "-q", "--filter", "name=kept")[1].strip()
 
 
+def test_ps_filters_as_docker_ps(nsnet) -> None:
+    nsnet("create", "--name", "web", "--label", "tier=web", "--", "true")
+    nsnet("create", "--name", "db", "--", "true")
+
+    status, out, _ = nsnet("ps", "-a", "--format", "{{.Names}}", "-f", "label=tier=web")
+    assert status == 0 and out == "web\n"
+    status, out, _ = nsnet("ps", "--format", "{{.Names}}", "--filter", "status=created")
+    assert status == 0 and sorted(out.split()) == ["db", "web"]
+    status, _, err = nsnet("ps", "-f", "health=healthy")
+    assert status == 1 and "filter 'health' is not supported" in err
+
+
 def test_connect_with_ip_and_alias_then_disconnect(nsnet, engine: FakeEngine) -> None:
     nsnet("network", "create", "--subnet", "10.9.0.0/24", "front")
     nsnet("create", "--name", "c1", "--", "true")

@@ -354,3 +354,20 @@ def test_ps_format_has_dockers_fields() -> None:
         [row], "{{.ID}}|{{.Names}}|{{.Command}}|{{.Ports}}|{{.RunningFor}}|{{.Networks}}", "X"
     )
     assert shown == ('cccccccccccc|web|"sleep 300"|0.0.0.0:8080->80/tcp|2 minutes ago|bridge\n')
+
+
+def test_ports_published_on_their_own_numbers_are_drawn_as_runs() -> None:
+    def port(private: int, public: int = 0, address: str = "0.0.0.0", kind: str = "tcp"):
+        return {"PrivatePort": private, "PublicPort": public, "IP": address, "Type": kind}
+
+    ports = [port(number, number) for number in range(30000, 30201)]
+    ports += [port(80, 8080), port(22), port(23), port(53, 53, kind="udp")]
+    ports += [port(90, 90, "127.0.0.1")]
+
+    assert cli.format_ports(ports) == (
+        "22-23/tcp, 0.0.0.0:53->53/udp, 127.0.0.1:90->90/tcp, "
+        "0.0.0.0:30000-30200->30000-30200/tcp, 0.0.0.0:8080->80/tcp"
+    )
+    assert cli.format_ports([port(8001, 8001), port(8003, 8003)]) == (
+        "0.0.0.0:8001->8001/tcp, 0.0.0.0:8003->8003/tcp"
+    )

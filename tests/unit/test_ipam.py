@@ -132,6 +132,22 @@ def test_the_network_or_broadcast_address_cannot_be_the_gateway(gateway: str) ->
         config("10.1.0.0/24", gateway=gateway)
 
 
+@pytest.mark.parametrize(
+    ("subnet", "kind"),
+    [
+        ("127.0.0.0/24", "loopback"),
+        ("224.0.0.0/24", "multicast"),
+        ("239.255.0.0/16", "multicast"),
+        ("240.0.0.0/24", "reserved"),
+        ("0.0.0.0/16", "'this network'"),
+        ("96.0.0.0/3", "loopback"),  # wider than the block it covers
+    ],
+)
+def test_subnets_no_bridge_can_carry_are_refused(subnet: str, kind: str) -> None:
+    with pytest.raises(InvalidArgument, match=f"subnet {subnet} overlaps .*, the {kind}"):
+        config(subnet)
+
+
 def test_an_ip_range_outside_the_subnet_is_refused() -> None:
     with pytest.raises(InvalidArgument, match="ip-range 10.2.0.0/25 is not inside"):
         config("10.1.0.0/24", ip_range="10.2.0.0/25")
