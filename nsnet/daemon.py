@@ -27,6 +27,7 @@ import errno
 import fcntl
 import logging
 import os
+import resource
 import signal
 import socket
 import stat
@@ -41,6 +42,7 @@ from nsnet.paths import Paths
 log = logging.getLogger("nsnet.daemon")
 
 SOCKET_MODE = 0o660
+OPEN_FILE_LIMIT = 1 << 20  # as dockerd's unit (LimitNOFILE=infinity is 1,048,576 on Debian)
 DNS_ENV = "NSNET_DNS"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -279,6 +281,25 @@ def serve(
     return 0
 
 
+def raise_open_file_limit() -> None:
+    """Raise the soft limit on open files to the hard one, as dockerd's unit does.
+
+    The daemon holds a few descriptors per container (the embedded DNS's sockets in its
+    namespace among them), so Debian's default soft limit of 1,024 would refuse new
+    containers at a few hundred. Its detached processes inherit the raised limit, as Docker's
+    containers do.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = min(hard, OPEN_FILE_LIMIT) if hard != resource.RLIM_INFINITY else OPEN_FILE_LIMIT
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as error:
+            log.warning("cannot raise the open-file limit from %d: %s", soft, error)
+            return
+        log.info("raised the open-file limit from %d to %d", soft, wanted)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``nsnetd`` console script."""
     options = parse_arguments(argv)
@@ -292,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if os.geteuid() != 0:
         log.warning("nsnetd runs as uid %d, not root: network changes will fail", os.geteuid())
+    raise_open_file_limit()
 
     try:
         socket_path = socket_path_from_host(options.host) if options.host else paths.socket
