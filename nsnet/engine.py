@@ -1658,11 +1658,7 @@ class Engine:
                     f"You cannot remove a running container {container.id}. Stop the container "
                     "before attempting removal or force remove"
                 )
-        dependents = [
-            other.name
-            for other in self.store.containers()
-            if other.shares_namespace_of == container.id
-        ]
+        dependents = self.store.containers_sharing(container.id)
         if dependents:
             raise Conflict(
                 f"cannot remove container '{container.name}': containers "

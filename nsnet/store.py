@@ -210,6 +210,17 @@ class Store:
         rows = self._execute("SELECT document FROM containers ORDER BY rowid")
         return [_container(document) for (document,) in rows]
 
+    def containers_sharing(self, container_id: str) -> list[str]:
+        """The names of the containers that join ``container_id``'s namespace (container:ID).
+
+        Read by SQLite from the documents, without decoding every container here.
+        """
+        rows = self._execute(
+            "SELECT name FROM containers WHERE json_extract(document, '$.network_mode') = ?",
+            (f"container:{container_id}",),
+        )
+        return [name for (name,) in rows]
+
     def container(self, container_id: str) -> Container | None:
         """The container whose full id is ``container_id``, or None."""
         row = self._execute("SELECT document FROM containers WHERE id = ?", (container_id,))

@@ -1,5 +1,6 @@
 """nsnet.store: records round-trip, transactions roll back, keys refuse double allocations."""
 
+import dataclasses
 import json
 import sqlite3
 from ipaddress import IPv4Address, IPv4Network
@@ -459,3 +460,16 @@ def test_a_host_ifname_is_known_taken(store: Store) -> None:
 
     assert store.host_ifname_taken("veth1a2b3c4")
     assert not store.host_ifname_taken("veth0000000")
+
+
+def test_the_containers_sharing_a_namespace_are_found_by_their_mode(store: Store) -> None:
+    owner = make_container("b1" + "0" * 62, "owner")
+    joiner = dataclasses.replace(
+        make_container("b2" + "0" * 62, "joiner"), network_mode=f"container:{owner.id}"
+    )
+    with store.transaction():
+        store.put_container(owner)
+        store.put_container(joiner)
+
+    assert store.containers_sharing(owner.id) == ["joiner"]
+    assert store.containers_sharing(joiner.id) == []
