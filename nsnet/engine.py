@@ -80,6 +80,7 @@ ALIAS_LIMIT = 253  # the longest name DNS carries
 NETWORK_NAME_LIMIT = 128
 MAC_PATTERN = re.compile(r"([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}")
 UNKNOWN_EXIT_CODE = -1  # the process ended while nobody could wait for it
+CLIENT_EXIT_GRACE = 2.0  # seconds a client has to report its process's exit code
 SANDBOX_HANDLES = 128  # open netlink handles kept for recently used sandboxes
 STOP_POLL_SECONDS = 0.02
 # How long a started process may take to exec its command (nsnet.enter imports little).
@@ -171,6 +172,56 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+class ExitWatch:
+    """Processes the engine cannot wait for (adopted after a restart, or a client's own),
+    watched for their end through pidfds: a pidfd names one process, whatever becomes of its
+    pid, and turns readable when it ends, so one poll covers them all. A process whose pidfd
+    cannot be had is left to the caller's check of /proc.
+    """
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}  # container id -> pidfd
+        self._owners: dict[int, str] = {}  # pidfd -> container id
+        self._poll = select.poll()
+
+    def add(self, container_id: str, pid: int, start_time: int) -> None:
+        """Watch ``pid``, the container's process if it still started at ``start_time``."""
+        self.discard(container_id)
+        try:
+            fd = os.pidfd_open(pid)
+        except (OSError, AttributeError):
+            return  # gone already, or no pidfds here: /proc tells
+        if process_start_time(pid) != start_time:  # the pid was someone else's by then
+            os.close(fd)
+            return
+        self._fds[container_id] = fd
+        self._owners[fd] = container_id
+        self._poll.register(fd, select.POLLIN)
+
+    def watches(self, container_id: str) -> bool:
+        """Whether a pidfd watches the container's process."""
+        return container_id in self._fds
+
+    def ended(self) -> set[str]:
+        """The containers whose watched process has ended (one poll, no waiting)."""
+        if not self._fds:
+            return set()
+        return {self._owners[fd] for fd, _ in self._poll.poll(0) if fd in self._owners}
+
+    def discard(self, container_id: str) -> None:
+        """Stop watching the container's process."""
+        fd = self._fds.pop(container_id, None)
+        if fd is not None:
+            self._poll.unregister(fd)
+            del self._owners[fd]
+            os.close(fd)
+
+    def close(self) -> None:
+        """Stop watching everything."""
+        for container_id in list(self._fds):
+            self.discard(container_id)
+
+
 class Engine:
     def __init__(
         self,
@@ -202,6 +253,9 @@ class Engine:
         # collected waits for its child itself, and the exit status would be lost to reap().
         self._popens: dict[int, subprocess.Popen] = {}
         self._watched: dict[str, tuple[int, int]] = {}  # container id -> (pid, start time)
+        self._exits = ExitWatch()  # those of the watched that are not our children
+        self._client_runs: set[str] = set()  # containers whose process a client started
+        self._client_gone: dict[str, float] = {}  # of those, when their process was seen gone
         self.drivers: dict = {}
 
     # Life cycle
@@ -276,6 +330,7 @@ class Engine:
         call twice, and after a failed ``open``.
         """
         self._close_cluster()
+        self._exits.close()
         if self.dns is not None:
             self.dns.stop()
             self.dns = None
@@ -423,6 +478,9 @@ class Engine:
             start_time = process_start_time(container.pid)
             if start_time is not None and start_time == self._recorded_start(container):
                 self._watched[container.id] = (container.pid, start_time)
+                self._exits.add(container.id, container.pid, start_time)
+                if not container.detached:
+                    self._client_runs.add(container.id)
                 log.info("container %s: adopted process %d", container.name, container.pid)
             else:
                 self._mark_exited(container, UNKNOWN_EXIT_CODE)
@@ -1467,6 +1525,9 @@ class Engine:
         container.finished_at = ""
         container.process_start_time = start_time
         self._watched[container.id] = (pid, start_time)
+        if not detached:  # a client's process: not ours to wait for
+            self._exits.add(container.id, pid, start_time)
+            self._client_runs.add(container.id)
         with self.store.transaction():
             self.store.put_container(container)
 
@@ -1505,7 +1566,7 @@ class Engine:
         container.state = "exited"
         container.exit_code = exit_code
         container.finished_at = now()
-        self._watched.pop(container.id, None)
+        self._forget_process(container.id)
         with self.store.transaction():
             self.store.put_container(container)
         log.info("container %s: process %d exited (%d)", container.name, container.pid, exit_code)
@@ -1562,22 +1623,37 @@ class Engine:
                 if ended[container_id] < 0:  # killed by a signal: Docker reports 128 + signal
                     ended[container_id] = 128 - ended[container_id]
         child_containers = set(self._children.values())
+        gone = self._exits.ended()
         for container_id, (pid, start_time) in list(self._watched.items()):
             if container_id in child_containers or container_id in ended:
                 continue
-            if process_start_time(pid) != start_time:
+            if container_id in gone or (
+                not self._exits.watches(container_id) and process_start_time(pid) != start_time
+            ):
                 ended[container_id] = UNKNOWN_EXIT_CODE
+        for container_id in list(ended):
+            if ended[container_id] == UNKNOWN_EXIT_CODE and container_id in self._client_runs:
+                # A client's process: its exit code comes from the client a moment later.
+                first_seen = self._client_gone.setdefault(container_id, time.monotonic())
+                if time.monotonic() - first_seen < CLIENT_EXIT_GRACE:
+                    del ended[container_id]
 
         for container_id, exit_code in ended.items():
             container = self.store.container(container_id)
             if container is None or container.state != "running":
-                self._watched.pop(container_id, None)
+                self._forget_process(container_id)
                 continue
             self._mark_exited(container, exit_code)
             if container.auto_remove and container.detached:
                 with contextlib.suppress(NsnetError):
                     self.remove_container(container.id)
         return list(ended)
+
+    def _forget_process(self, container_id: str) -> None:
+        self._watched.pop(container_id, None)
+        self._exits.discard(container_id)
+        self._client_runs.discard(container_id)
+        self._client_gone.pop(container_id, None)
 
     def stop_container(self, ref: str, timeout: float = 10) -> Container:
         """Stop the container's process: SIGTERM, then SIGKILL after ``timeout`` s; return it.
@@ -1680,7 +1756,7 @@ class Engine:
 
         # The records are gone; the kernel teardown goes on past failures and reports them
         # all (reconcile removes whatever is left, since every object carries nsnet's mark).
-        self._watched.pop(container.id, None)
+        self._forget_process(container.id)
         self.dns.forget(container)
         failures = []
         for network, endpoint in endpoints:
