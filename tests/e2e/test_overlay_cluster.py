@@ -70,6 +70,16 @@ def sleeper(daemon: Daemon, name: str, *flags: str) -> None:
     daemon.cli("run", "-d", "--name", name, "--network", "ov", *flags, "--", "sleep", "600")
 
 
+def sleeper_once_the_store_answers(daemon: Daemon, name: str) -> None:
+    """Run a sleeper on the overlay, retrying while the host is not (yet) back in the store."""
+
+    def started() -> bool:
+        argv = ["run", "-d", "--name", name, "--network", "ov", "--", "sleep", "600"]
+        return daemon.cli(*argv, check=False).returncode == 0
+
+    wait_for(started, TTL + EXPIRY_SLACK, f"{daemon} runs {name} on the overlay again")
+
+
 RECEIVER = """
 import socket
 server = socket.create_server(("", 5000))
@@ -441,12 +451,7 @@ def test_a_store_outage_refuses_new_endpoints_but_not_traffic_or_removal(make_cl
         TTL + EXPIRY_SLACK,
         "host 2 forgets c1 once the store is back",
     )
-    wait_for(
-        lambda: one.cli("run", "-d", "--name", "c3", "--network", "ov", "--", "sleep", "600",
-                        check=False).returncode == 0,
-        TTL + EXPIRY_SLACK,
-        "host 1 runs containers on the overlay again",
-    )  # fmt: skip
+    sleeper_once_the_store_answers(one, "c3")
     ping = two.cli("exec", "c2", "--", "ping", "-c", "1", "-W", "2", "c3")
     assert " 0% packet loss" in ping.stdout
 
@@ -468,12 +473,7 @@ def test_a_host_starts_while_the_store_is_down_and_joins_when_it_answers(make_cl
     assert refused.returncode != 0 and "cluster store" in refused.stderr, refused.stderr
 
     cluster.etcd.start()
-    wait_for(
-        lambda: two.cli("run", "-d", "--name", "cc", "--network", "ov", "--", "sleep", "600",
-                        check=False).returncode == 0,
-        TTL + EXPIRY_SLACK,
-        "host 2 joins the store and runs containers on the overlay",
-    )  # fmt: skip
+    sleeper_once_the_store_answers(two, "cc")
     info = two.cli("info")
     assert "  Reachable: yes\n" in info.stdout and "Lease: none" not in info.stdout, info.stdout
     c_address = container_address(two, "cc", "ov")
