@@ -1380,6 +1380,9 @@ class Engine:
             problem = f"invalid MAC address '{request.mac_address}': it is a multicast address"
         elif request.mac_address and not int(request.mac_address.replace(":", ""), 16):
             problem = f"invalid MAC address '{request.mac_address}': it is all zeros"
+        if request.ports and network is not None and network.driver == "overlay":
+            if network.internal:  # its containers have no gateway bridge to publish through
+                problem = f"ports cannot be published from internal overlay network '{mode}'"
         if alias_problem(request.aliases):
             problem = alias_problem(request.aliases)
         elif request.aliases and network is not None and network.name == "bridge":
@@ -1947,7 +1950,8 @@ class Engine:
             return
         if self.cluster is None:
             raise Unavailable(f"cannot connect to network '{network.name}': {MISSING_STORE}")
-        self._ensure_gateway_bridge()
+        if not network.internal:  # an internal overlay has no way out, as in Docker
+            self._ensure_gateway_bridge()
 
     def _ensure_gateway_bridge(self) -> Network:
         """The local bridge network that overlay containers route to the outside through."""
@@ -1975,9 +1979,10 @@ class Engine:
         return None, None
 
     def _leave_gateway_bridge(self, container: Container) -> None:
-        """Unplug the gateway bridge once the container is on no overlay network any more."""
+        """Unplug the gateway bridge once the container is on no overlay network (that is not
+        internal) any more."""
         pairs = self.container_endpoints(container.id)
-        if any(network.driver == "overlay" for network, _ in pairs):
+        if any(network.driver == "overlay" and not network.internal for network, _ in pairs):
             return
         for network, _ in pairs:
             if network.name == GATEWAY_BRIDGE_NETWORK:
@@ -2045,9 +2050,10 @@ class Engine:
                     f"'{network.name}': {error}"
                 ) from error
 
-            gateway_bridge = self._ensure_gateway_bridge()
-            if not any(each.network_id == gateway_bridge.id for each in mine):
-                self._join(gateway_bridge, container, None, None, None)
+            if not network.internal:
+                gateway_bridge = self._ensure_gateway_bridge()
+                if not any(each.network_id == gateway_bridge.id for each in mine):
+                    self._join(gateway_bridge, container, None, None, None)
             undo.pop_all()
         log.info(
             "container %s: connected to overlay network %s as %s (%s)",

@@ -486,3 +486,21 @@ def test_a_host_starts_while_the_store_is_down_and_joins_when_it_answers(make_cl
         )
         ping = one.cli("exec", "ca", "--", "ping", "-c", "1", "-W", "2", name)
         assert " 0% packet loss" in ping.stdout, ping.stdout
+
+
+def test_an_internal_overlay_has_no_way_out(make_cluster) -> None:
+    cluster = make_cluster(hosts=2)
+    one, two = cluster.daemons
+    one.cli("network", "create", "-d", "overlay", "--internal", "--subnet", "10.73.0.0/24", "ov")
+    refused = one.cli("run", "-d", "-p", "8090:80", "--network", "ov", "--", "true", check=False)
+    assert refused.returncode != 0 and "internal overlay network 'ov'" in refused.stderr
+    sleeper(one, "ia")
+    sleeper(two, "ib")
+
+    networks = json.loads(one.cli("inspect", "ia").stdout)[0]["NetworkSettings"]["Networks"]
+    assert sorted(networks) == ["ov"]  # no gateway bridge
+    assert "default" not in one.cli("exec", "ia", "--", "ip", "route").stdout
+    ping = one.cli("exec", "ia", "--", "ping", "-c", "1", "-W", "2", "ib")
+    assert " 0% packet loss" in ping.stdout, ping.stdout  # inside the overlay, across hosts
+    out = one.cli("exec", "ia", "--", "ping", "-c", "1", "-W", "1", OUTSIDE_ADDRESS, check=False)
+    assert out.returncode != 0 and "Network is unreachable" in out.stderr, out.stderr
