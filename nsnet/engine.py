@@ -1858,8 +1858,9 @@ class Engine:
     def _sync_overlay_networks(self) -> bool:
         """Copy the cluster's overlay networks into the local store; True if anything changed.
 
-        A network removed from the cluster goes from the local store too, unless this host
-        still has endpoints on it.
+        A network removed from the cluster goes from the local store too; this host's
+        containers still on it (it was removed while the host was away) are disconnected
+        from it first, with an error in the log.
         """
         if self.cluster is None or not self.cluster.reachable:
             return False
@@ -1888,12 +1889,21 @@ class Engine:
         for network_id, network in local.items():
             if network.scope != "global" or network_id in remote:
                 continue
-            if self.store.endpoint_count(network_id):
-                log.warning(
-                    "network %s was removed from the cluster but still has endpoints here",
+            # Removed by another host while this one was away (after its lease ran out): its
+            # containers here must not hold on to it (nor its VNI, which may be taken again).
+            for container, _ in self.network_endpoints(network_id):
+                log.error(
+                    "container %s: disconnected from overlay network %s: the network was removed "
+                    "from the cluster while this host was away",
+                    container.name,
                     network.name,
                 )
-                continue
+                try:
+                    self.disconnect(network_id, container.id, force=True)
+                except NsnetError as error:
+                    log.error("container %s: cannot disconnect: %s", container.name, error)
+            if self.store.endpoint_count(network_id):
+                continue  # the next sync tries again
             with self.store.transaction():
                 self.store.delete_network(network_id)
                 self.drivers["overlay"].delete(network)

@@ -504,3 +504,30 @@ def test_an_internal_overlay_has_no_way_out(make_cluster) -> None:
     assert " 0% packet loss" in ping.stdout, ping.stdout  # inside the overlay, across hosts
     out = one.cli("exec", "ia", "--", "ping", "-c", "1", "-W", "1", OUTSIDE_ADDRESS, check=False)
     assert out.returncode != 0 and "Network is unreachable" in out.stderr, out.stderr
+
+
+def test_a_host_back_after_its_network_was_removed_leaves_it(make_cluster) -> None:
+    cluster = make_cluster(hosts=2)
+    one, two = cluster.daemons
+    vni = "com.docker.network.driver.overlay.vxlanid_list=5005"
+    same = ["--subnet", "10.81.0.0/24", "-o", vni]
+    one.cli("network", "create", "-d", "overlay", *same, "ov")
+    sleeper(two, "z2")  # 10.81.0.2
+    two.kill9()
+
+    def removed() -> bool:
+        return one.cli("network", "rm", "ov", check=False).returncode == 0
+
+    wait_for(removed, TTL + EXPIRY_SLACK, "ov can be removed once host 2's lease ran out")
+    # The same VNI and subnet again: host 2's stale device and address must not stand in the way.
+    one.cli("network", "create", "-d", "overlay", *same, "zy")
+    one.cli("run", "-d", "--name", "y1", "--network", "zy", "--", "sleep", "600")
+    two.start()
+
+    assert "ov" not in two.cli("network", "ls").stdout.split()
+    networks = json.loads(two.cli("inspect", "z2").stdout)[0]["NetworkSettings"]["Networks"]
+    assert networks == {}, networks
+    assert "disconnected from overlay network ov" in two.logs()
+    two.cli("run", "-d", "--name", "y2", "--network", "zy", "--", "sleep", "600")
+    ping = two.cli("exec", "y2", "--", "ping", "-c", "1", "-W", "2", "y1")
+    assert " 0% packet loss" in ping.stdout, ping.stdout
