@@ -1372,6 +1372,21 @@ class Engine:
                 problem = f"sysctls cannot be set in network mode '{mode}'"
         if mode.startswith("container:") and request.ports:
             problem = "conflicting options: port publishing and the container type network mode"
+        if mode.startswith("container:") and (
+            request.dns or request.dns_search or request.dns_options
+        ):
+            problem = "conflicting options: dns and the network mode"  # Docker's words
+        elif mode.startswith("container:") and request.extra_hosts:
+            problem = "conflicting options: custom host-to-IP mapping and the network mode"
+        elif mode == "host" and (
+            request.dns or request.dns_search or request.dns_options or request.extra_hosts
+        ):
+            # Docker writes such a container files of its own; nsnet's host-mode containers
+            # share the host's mount namespace, and with it the host's /etc files.
+            problem = (
+                "--dns, --dns-search, --dns-option and --add-host cannot be used in network "
+                "mode 'host': its containers use the host's own /etc/resolv.conf and /etc/hosts"
+            )
         if network is None and (request.ip_address or request.mac_address or request.aliases):
             problem = f"--ip, --mac-address and aliases need a bridge network, not '{mode}'"
         if request.mac_address and not MAC_PATTERN.fullmatch(request.mac_address):
