@@ -2034,7 +2034,7 @@ class Engine:
         endpoint_id = new_id()
         try:
             address = self.cluster.claim_address(network, endpoint_id, requested)
-        except (Conflict, InvalidArgument) as error:
+        except (Conflict, InvalidArgument, Unavailable) as error:
             raise type(error)(
                 f"cannot connect container '{container.name}' to network '{network.name}': {error}"
             ) from error

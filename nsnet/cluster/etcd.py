@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import etcd3gw
 import requests
-from etcd3gw.exceptions import Etcd3Exception
+from etcd3gw.exceptions import ConnectionFailedError, ConnectionTimeoutError, Etcd3Exception
 
 from nsnet.errors import Unavailable
 
@@ -145,12 +145,15 @@ class Etcd:
         """The server's status; Unavailable when the store cannot be reached."""
         return self._post("/maintenance/status", {}, "reach the cluster store")
 
-    def range(self, prefix: str, keys_only: bool = False) -> tuple[int, list[KeyValue]]:
-        """The store's revision and every key under ``prefix``."""
+    def range(
+        self, prefix: str, keys_only: bool = False, action: str | None = None
+    ) -> tuple[int, list[KeyValue]]:
+        """The store's revision and every key under ``prefix`` (``action`` names the read in
+        an error)."""
         body = {"key": encode(prefix), "range_end": encode(prefix_end(prefix))}
         if keys_only:
             body["keys_only"] = True
-        answer = self._post("/kv/range", body, f"read {prefix}")
+        answer = self._post("/kv/range", body, action or f"read {prefix}")
         revision = int(answer.get("header", {}).get("revision", 0))
         return revision, [_key_value(item) for item in answer.get("kvs", [])]
 
@@ -226,5 +229,9 @@ class Etcd:
 
 
 def _cause(error: Exception) -> str:
+    if isinstance(error, ConnectionFailedError):  # etcd3gw's carry no text
+        return "it does not answer (the connection failed)"
+    if isinstance(error, ConnectionTimeoutError):
+        return "it does not answer (the request timed out)"
     text = str(error).strip() or type(error).__name__
     return text.splitlines()[0][:300]

@@ -349,7 +349,8 @@ class ClusterStore:
 
     def claimed_addresses(self, network_id: str) -> set[int]:
         """The addresses claimed on a network by every host, as integers."""
-        _, items = self.etcd.range(f"{KEYS.addresses}{network_id}/", keys_only=True)
+        prefix = f"{KEYS.addresses}{network_id}/"
+        _, items = self.etcd.range(prefix, keys_only=True, action="read the network's addresses")
         return {int(IPv4Address(item.key.rsplit("/", 1)[1])) for item in items}
 
     def claim_address(

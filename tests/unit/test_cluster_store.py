@@ -35,7 +35,9 @@ class FakeEtcd:
     def status(self) -> dict:
         return {}
 
-    def range(self, prefix: str, keys_only: bool = False) -> tuple[int, list[KeyValue]]:
+    def range(
+        self, prefix: str, keys_only: bool = False, action: str | None = None
+    ) -> tuple[int, list[KeyValue]]:
         items = [
             KeyValue(key, b"" if keys_only else value, lease, 0)
             for key, (value, lease) in sorted(self.data.items())
