@@ -1535,6 +1535,7 @@ class Engine:
 
     def _record_running(self, container: Container, pid: int, detached: bool) -> None:
         start_time = process_start_time(pid) or 0
+        restarted = container.state == "exited"  # its names had left the index
         container.state = "running"
         container.pid = pid
         container.exit_code = 0
@@ -1548,6 +1549,8 @@ class Engine:
             self._client_runs.add(container.id)
         with self.store.transaction():
             self.store.put_container(container)
+        if restarted:
+            self._announce_state(container)
 
     def enter_command(
         self, ref: str, command: list[str], status_fd: int | None = None
@@ -1588,6 +1591,7 @@ class Engine:
         with self.store.transaction():
             self.store.put_container(container)
         log.info("container %s: process %d exited (%d)", container.name, container.pid, exit_code)
+        self._announce_state(container)
         self._end_leftover_processes(container)
         try:
             self.firewall.remove_bindings(bindings)  # its host ports are free again
@@ -2104,7 +2108,23 @@ class Engine:
             host_address=self.cluster.host_address,
             host_name=self.cluster.config.node_name,
             aliases=tuple(endpoint.aliases),
+            stopped=container.state == "exited",
         )
+
+    def _announce_state(self, container: Container) -> None:
+        """After a start or an exit: the container's names, here and on the other hosts."""
+        self._update_dns(container)
+        if self.cluster is None or not self.cluster.reachable:
+            return  # registered again, with its state, when the lease is renewed
+        for network, endpoint in self.container_endpoints(container.id):
+            if network.driver != "overlay":
+                continue
+            try:
+                self.cluster.register(self._endpoint_record(network, container, endpoint))
+            except NsnetError as error:  # the next registration after a reconnect catches up
+                log.warning(
+                    "container %s: cannot update its registration: %s", container.name, error
+                )
 
     def _undo_join(self, network: Network, container: Container, endpoint: Endpoint) -> None:
         """Undo ``_join`` after a later step of the caller failed (the store rolls back)."""

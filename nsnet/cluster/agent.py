@@ -155,7 +155,9 @@ class ClusterAgent:
         if str(record.host_address) == self.host:
             return  # our own endpoints are in the local store
         self.driver.remote_put(record)
-        if self.index is not None:
+        if self.index is not None and record.stopped:
+            self.index.remove(record.endpoint_id)  # as a stopped local container's
+        elif self.index is not None:
             self.index.add(
                 record.network_id,
                 record.endpoint_id,

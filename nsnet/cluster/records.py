@@ -89,6 +89,8 @@ class EndpointRecord:
     host_address: IPv4Address
     host_name: str
     aliases: tuple[str, ...] = field(default_factory=tuple)
+    # The container's process has exited: its endpoint stays, but its names do not resolve.
+    stopped: bool = False
 
     @property
     def key(self) -> str:

@@ -67,7 +67,8 @@ class DnsRegistry:
     def update(
         self, container: Container, endpoints: list[tuple[Network, Endpoint]], files_dir: Path
     ) -> None:
-        """Bring the index, the listener and the files in line with the container's endpoints."""
+        """Bring the index, the listener and the files in line with the container's endpoints
+        (and its state: an exited container's names leave the index)."""
         named = [(network, endpoint) for network, endpoint in endpoints if _named(network)]
         dns = container_resolv_conf(
             self.host_conf,
@@ -77,10 +78,12 @@ class DnsRegistry:
             dns_options=container.dns_options,
         )
 
-        current = {endpoint.id for _, endpoint in named}
+        # As in Docker, a container whose process has exited is not found by name.
+        resolvable = named if container.state != "exited" else []
+        current = {endpoint.id for _, endpoint in resolvable}
         for endpoint_id in self._indexed.get(container.id, set()) - current:
             self.server.index.remove(endpoint_id)
-        for network, endpoint in named:
+        for network, endpoint in resolvable:
             self.server.index.add(
                 network.id,
                 endpoint.id,

@@ -271,6 +271,20 @@ def test_removal_and_disconnection_stop_resolving_at_once(world: World) -> None:
     assert dig(daemon, "gamma", "cache").status == "NXDOMAIN"  # the old alias left with it
 
 
+def test_a_stopped_container_stops_resolving_until_it_starts_again(world: World) -> None:
+    daemon, address = world.daemon, world.address
+
+    daemon.cli("stop", "-t", "1", "beta")
+    assert dig(daemon, "alpha", "beta").status == "NXDOMAIN"
+    assert dig(daemon, "alpha", "web").answers == [address["alpha@front"]]
+
+    daemon.cli("start", "beta")
+    assert dig(daemon, "alpha", "beta").answers == [address["beta@front"]]
+    assert sorted(dig(daemon, "alpha", "web").answers) == sorted(
+        [address["alpha@front"], address["beta@front"]]
+    )
+
+
 def test_other_names_are_forwarded_from_the_host_namespace(world: World) -> None:
     daemon = world.daemon
 

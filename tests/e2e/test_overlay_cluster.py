@@ -534,3 +534,21 @@ def test_a_host_back_after_its_network_was_removed_leaves_it(make_cluster) -> No
     two.cli("run", "-d", "--name", "y2", "--network", "zy", "--", "sleep", "600")
     ping = two.cli("exec", "y2", "--", "ping", "-c", "1", "-W", "2", "y1")
     assert " 0% packet loss" in ping.stdout, ping.stdout
+
+
+def test_a_stopped_container_stops_resolving_on_the_other_hosts(make_cluster) -> None:
+    cluster = make_cluster(hosts=2)
+    one, two = cluster.daemons
+    one.cli("network", "create", "-d", "overlay", "ov")
+    sleeper(one, "ca")
+    sleeper(two, "cb")
+    b_address = container_address(two, "cb", "ov")
+
+    def answer() -> list[str]:
+        return one.cli("exec", "ca", "--", "dig", "+short", "@127.0.0.11", "cb").stdout.split()
+
+    wait_for(lambda: answer() == [b_address], REACH_DEADLINE, "cb resolves on host 1")
+    two.cli("stop", "-t", "1", "cb")
+    wait_for(lambda: answer() == [], REACH_DEADLINE, "cb stops resolving on host 1")
+    two.cli("start", "cb")
+    wait_for(lambda: answer() == [b_address], REACH_DEADLINE, "cb resolves again on host 1")
