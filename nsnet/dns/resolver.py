@@ -2,7 +2,9 @@
 
 Decisions, in order, for one query from a container (its ``SandboxScope``):
 
-- not a standard query (opcode), or not exactly one question: NOTIMP / FORMERR;
+- unreadable (a label or name too long, a truncated record...): FORMERR, if its header can
+  be read; not a standard query (opcode), or not exactly one question: NOTIMP / FORMERR; an
+  EDNS version other than 0: BADVERS (RFC 6891);
 - A (or ANY) for a name on one of the asker's networks, bare (``web``) or qualified by that
   network (``web.backend``, see ``nsnet.dns.index``): its addresses, shuffled each time;
 - any other type for such a name (AAAA, MX, TXT...): NODATA (NOERROR, no answers), so that a
@@ -36,7 +38,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
-from dnslib import EDNS0, PTR, QTYPE, RCODE, RR, A, DNSError, DNSHeader, DNSRecord
+from dnslib import EDNS0, PTR, QTYPE, RCODE, RR, A, DNSError, DNSHeader, DNSLabelError, DNSRecord
 from dnslib.buffer import Buffer
 
 from nsnet.dns.index import NameIndex
@@ -220,6 +222,11 @@ def _copy(response: DNSRecord, *, answers, authority, additional) -> DNSRecord:
     )
 
 
+EDNS_VERSION = 0  # the only one there is
+MAX_NAME_LENGTH = 255  # bytes of a name on the wire (RFC 1035)
+BADVERS = 16
+
+
 def reply_to(query: DNSRecord, rcode: int = RCODE.NOERROR) -> DNSRecord:
     """An empty answer to ``query`` with ``rcode``, echoing its question and EDNS use."""
     # The flags as one bitmap: dnslib's keyword flags cost a third of a local answer's time.
@@ -296,6 +303,16 @@ class Resolver:
             return reply_to(query, RCODE.NOTIMP)
         if len(query.questions) != 1:
             return reply_to(query, RCODE.FORMERR)
+        if sum(len(label) + 1 for label in query.q.qname.label) + 1 > MAX_NAME_LENGTH:
+            # dnslib reads such a name but cannot write it back: answer without the question.
+            bitmap = FLAG_QR | FLAG_RA | (query.header.bitmap & COPIED_FLAGS) | RCODE.FORMERR
+            return DNSRecord(DNSHeader(id=query.header.id, bitmap=bitmap))
+        for record in query.ar:
+            if record.rtype == QTYPE.OPT and (record.ttl >> 16) & 0xFF != EDNS_VERSION:
+                # BADVERS is 16: its upper bits go in the OPT record, its lower (0) in the header.
+                reply = reply_to(query)
+                reply.ar = [EDNS0(udp_len=ADVERTISED_UDP_SIZE, ext_rcode=BADVERS >> 4)]
+                return reply
         return None
 
     def answer_locally(self, query: DNSRecord, scope: SandboxScope) -> DNSRecord | None:
@@ -418,7 +435,7 @@ class Resolver:
         """
         try:
             query = DNSRecord.parse(data)
-        except DNSError:
+        except (DNSError, DNSLabelError, ValueError, IndexError, struct.error):
             return _format_error(data), None
         if query.header.qr:
             return None, None  # a response sent to us: never answer one

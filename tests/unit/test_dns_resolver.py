@@ -416,6 +416,28 @@ def test_garbage_gets_formerr_when_the_header_is_readable() -> None:
     assert asyncio.run(resolver.handle(b"\x00", ON_A, UDP)) is None
 
 
+def test_a_name_longer_than_dns_allows_gets_formerr() -> None:
+    header = b"\x43\x21\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+    name = (b"\x3f" + b"a" * 63) * 4 + b"\x00"  # four 63-byte labels: 257 bytes in all
+    raw = header + name + b"\x00\x01\x00\x01"
+
+    reply = DNSRecord.parse(asyncio.run(make_resolver().handle(raw, ON_A, UDP)))
+
+    assert (reply.header.id, reply.header.rcode) == (0x4321, RCODE.FORMERR)
+
+
+def test_an_edns_version_other_than_0_gets_badvers() -> None:
+    query = DNSRecord.question("web", "A")
+    query.add_ar(EDNS0(udp_len=1232, version=5))
+
+    reply = DNSRecord.parse(asyncio.run(make_resolver().handle(query.pack(), ON_A, UDP)))
+
+    assert reply.rr == [] and reply.header.rcode == 0
+    [opt] = reply.ar
+    assert opt.rtype == QTYPE.OPT and (opt.ttl >> 24) == 1  # BADVERS = 16: 1 << 4 | 0
+    assert (opt.ttl >> 16) & 0xFF == 0  # the version the server speaks
+
+
 def test_responses_are_never_answered() -> None:
     response = DNSRecord.question("web", "A").reply()
 
