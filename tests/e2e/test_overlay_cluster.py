@@ -70,6 +70,16 @@ def sleeper(daemon: Daemon, name: str, *flags: str) -> None:
     daemon.cli("run", "-d", "--name", name, "--network", "ov", *flags, "--", "sleep", "600")
 
 
+def two_hosts_on_ov(make_cluster, first: str, second: str):
+    """A two-host cluster with overlay network ov and a sleeper on each host; (cluster, hosts)."""
+    cluster = make_cluster(hosts=2)
+    one, two = cluster.daemons
+    one.cli("network", "create", "-d", "overlay", "ov")
+    sleeper(one, first)
+    sleeper(two, second)
+    return cluster, one, two
+
+
 def sleeper_once_the_store_answers(daemon: Daemon, name: str) -> None:
     """Run a sleeper on the overlay, retrying while the host is not (yet) back in the store."""
 
@@ -376,11 +386,7 @@ def test_address_taken_while_cut_off_disconnects_the_container(make_cluster) -> 
 
 @pytest.mark.parametrize("how", ["restart", "crash"])
 def test_restart_within_the_ttl_keeps_the_endpoints(make_cluster, how: str) -> None:
-    cluster = make_cluster(hosts=2)
-    one, two = cluster.daemons
-    one.cli("network", "create", "-d", "overlay", "ov")
-    sleeper(one, "ca")
-    sleeper(two, "cb")
+    cluster, one, two = two_hosts_on_ov(make_cluster, "ca", "cb")
     b_address = container_address(two, "cb", "ov")
     before = fdb_entries(one, "ov")
     plane = overlay_netns(two, "ov")
@@ -430,11 +436,7 @@ def test_connect_disconnect_aliases_and_removal_across_hosts(make_cluster) -> No
 
 
 def test_a_store_outage_refuses_new_endpoints_but_not_traffic_or_removal(make_cluster) -> None:
-    cluster = make_cluster(hosts=2)
-    one, two = cluster.daemons
-    one.cli("network", "create", "-d", "overlay", "ov")
-    sleeper(one, "c1")
-    sleeper(two, "c2")
+    cluster, one, two = two_hosts_on_ov(make_cluster, "c1", "c2")
     c1_mac = container_mac(one, "c1", "ov")
 
     cluster.etcd.stop()
@@ -460,11 +462,7 @@ def test_a_store_outage_refuses_new_endpoints_but_not_traffic_or_removal(make_cl
 
 
 def test_a_host_starts_while_the_store_is_down_and_joins_when_it_answers(make_cluster) -> None:
-    cluster = make_cluster(hosts=2)
-    one, two = cluster.daemons
-    one.cli("network", "create", "-d", "overlay", "ov")
-    sleeper(one, "ca")
-    sleeper(two, "cb")
+    cluster, one, two = two_hosts_on_ov(make_cluster, "ca", "cb")
     b_address = container_address(two, "cb", "ov")
 
     cluster.etcd.stop()
@@ -537,11 +535,7 @@ def test_a_host_back_after_its_network_was_removed_leaves_it(make_cluster) -> No
 
 
 def test_a_stopped_container_stops_resolving_on_the_other_hosts(make_cluster) -> None:
-    cluster = make_cluster(hosts=2)
-    one, two = cluster.daemons
-    one.cli("network", "create", "-d", "overlay", "ov")
-    sleeper(one, "ca")
-    sleeper(two, "cb")
+    cluster, one, two = two_hosts_on_ov(make_cluster, "ca", "cb")
     b_address = container_address(two, "cb", "ov")
 
     def answer() -> list[str]:
