@@ -1002,10 +1002,10 @@ class Engine:
                 f"cannot connect container '{container.name}' to network '{network.name}': "
                 f"container cannot be connected to {network.name} network"
             )
-        if alias_problem(aliases or []):
+        if bad_alias := alias_problem(aliases or []):
             raise InvalidArgument(
                 f"cannot connect container '{container.name}' to network '{network.name}': "
-                f"{alias_problem(aliases or [])}"
+                f"{bad_alias}"
             )
         if aliases and network.name == "bridge":
             raise InvalidArgument(
@@ -1395,11 +1395,16 @@ class Engine:
             problem = f"invalid MAC address '{request.mac_address}': it is a multicast address"
         elif request.mac_address and not int(request.mac_address.replace(":", ""), 16):
             problem = f"invalid MAC address '{request.mac_address}': it is all zeros"
-        if request.ports and network is not None and network.driver == "overlay":
-            if network.internal:  # its containers have no gateway bridge to publish through
-                problem = f"ports cannot be published from internal overlay network '{mode}'"
-        if alias_problem(request.aliases):
-            problem = alias_problem(request.aliases)
+        if (
+            request.ports
+            and network is not None
+            and network.driver == "overlay"
+            and network.internal
+        ):
+            # Its containers have no gateway bridge to publish through.
+            problem = f"ports cannot be published from internal overlay network '{mode}'"
+        if bad_alias := alias_problem(request.aliases):
+            problem = bad_alias
         elif request.aliases and network is not None and network.name == "bridge":
             problem = (
                 "network-scoped alias is supported only for containers in user defined networks"
