@@ -7,7 +7,12 @@ the store, with the cause kept. One ``Etcd`` per thread: the HTTP session is not
 """
 
 import base64
+import contextlib
+import json
 import logging
+import os
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -205,33 +210,90 @@ class Etcd:
     def watch(self, prefix: str, start_revision: int) -> tuple[Iterator[dict], Callable[[], None]]:
         """Events under ``prefix`` from ``start_revision`` on, and the function that stops them.
 
-        Each event is ``{"type": "PUT"|"DELETE", "key": str, "value": bytes}``.
+        Each event is ``{"type": "PUT"|"DELETE", "key": str, "value": bytes}``. The iterator
+        ends quietly once ``cancel`` is called (from any thread), and raises Unavailable when
+        the stream ends any other way: the server went away, or cancelled the watch itself
+        (its start revision was compacted). etcd3gw's own watch would block forever then.
         """
+        body = {
+            "create_request": {
+                "key": encode(prefix),
+                "range_end": encode(prefix_end(prefix)),
+                "start_revision": start_revision,
+            }
+        }
         try:
-            events, cancel = self.client.watch_prefix(prefix, start_revision=start_revision)
-        except (Etcd3Exception, requests.RequestException, ValueError) as error:
+            response = self.client.session.post(
+                self.client.get_url("/watch"),
+                json=body,
+                stream=True,
+                timeout=(self.client.timeout, None),  # an idle watch is no failure
+            )
+            response.raise_for_status()
+        except requests.RequestException as error:
             raise Unavailable(
                 f"cannot watch {prefix}: cluster store {self.url}: {_cause(error)}"
             ) from error
+        cancelled = threading.Event()
 
-        def translated() -> Iterator[dict]:
-            for event in events:
-                item = event.get("kv", {})
-                # etcd3gw decodes the key and value of watch events itself.
-                key = item.get("key", b"")
-                yield {
-                    "type": event.get("type", "PUT"),
-                    "key": key.decode() if isinstance(key, bytes) else key,
-                    "value": item.get("value", b""),
-                }
+        def cancel() -> None:
+            cancelled.set()
+            # Closing the response does not wake a thread blocked reading it; a shutdown does.
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                stream = socket.socket(fileno=os.dup(response.raw.fileno()))
+                with stream:
+                    stream.shutdown(socket.SHUT_RDWR)
+            response.close()
 
-        return translated(), cancel
+        def events() -> Iterator[dict]:
+            try:
+                for line in response.iter_lines(chunk_size=None):  # each chunk as it comes
+                    if cancelled.is_set():
+                        return
+                    if line.strip():
+                        yield from _watch_events(json.loads(line), prefix, self.url)
+            except (requests.RequestException, ValueError, OSError) as error:
+                if not cancelled.is_set():
+                    raise Unavailable(
+                        f"the watch of {prefix} broke: cluster store {self.url}: {_cause(error)}"
+                    ) from error
+                return
+            if not cancelled.is_set():
+                raise Unavailable(f"the watch of {prefix} ended: cluster store {self.url} left it")
+
+        return events(), cancel
+
+
+def _watch_events(message: dict, prefix: str, url: str) -> Iterator[dict]:
+    """The events in one message of a watch stream; Unavailable when it ends the watch."""
+    result = message.get("result")
+    if result is None:
+        error = message.get("error", {})
+        raise Unavailable(
+            f"the watch of {prefix} failed: cluster store {url}: "
+            f"{error.get('message', 'an answer with no result')}"
+        )
+    if result.get("canceled"):
+        reason = result.get("cancel_reason") or (
+            f"revision {result['compact_revision']} and older were compacted"
+            if "compact_revision" in result
+            else "no reason given"
+        )
+        raise Unavailable(f"the watch of {prefix} was cancelled by cluster store {url}: {reason}")
+    for event in result.get("events", []):
+        item = event.get("kv", {})
+        yield {
+            "type": event.get("type", "PUT"),
+            "key": decode(item.get("key")).decode(),
+            "value": decode(item.get("value")),
+        }
 
 
 def _cause(error: Exception) -> str:
-    if isinstance(error, ConnectionFailedError):  # etcd3gw's carry no text
-        return "it does not answer (the connection failed)"
-    if isinstance(error, ConnectionTimeoutError):
+    # etcd3gw's errors carry no text, and requests' carry a page of urllib3's.
+    if isinstance(error, ConnectionTimeoutError | requests.Timeout):
         return "it does not answer (the request timed out)"
+    if isinstance(error, ConnectionFailedError | requests.ConnectionError):
+        return "it does not answer (the connection failed)"
     text = str(error).strip() or type(error).__name__
     return text.splitlines()[0][:300]
