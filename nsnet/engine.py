@@ -12,6 +12,7 @@ opens per call (conntrack, sock_diag) act in the calling thread's namespace.
 
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import os
 import re
@@ -32,6 +33,7 @@ from nsnet.cluster.records import EndpointRecord
 from nsnet.dns.files import ensure_container_files
 from nsnet.dns.registry import DnsRegistry, check_container_dns
 from nsnet.drivers import BridgeDriver, HostDriver, NullDriver
+from nsnet.drivers.bridge import IFNAMSIZ, valid_ifname
 from nsnet.drivers.overlay import MISSING_STORE, OverlayDriver
 from nsnet.errors import Conflict, Forbidden, InvalidArgument, NotFound, NsnetError, Unavailable
 from nsnet.firewall import ports as host_ports
@@ -56,6 +58,7 @@ from nsnet.models import (
     OPT_ENABLE_IP_MASQUERADE,
     OPT_HOST_BINDING_IPV4,
     OPT_MTU,
+    CniAttach,
     Container,
     ContainerCreate,
     Endpoint,
@@ -79,6 +82,9 @@ ALIAS_PATTERN = NETWORK_NAME_PATTERN
 ALIAS_LIMIT = 253  # the longest name DNS carries
 NETWORK_NAME_LIMIT = 128
 MAC_PATTERN = re.compile(r"([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}")
+CNI_ID_LABEL = "nsnet.cni.container-id"  # on a CNI runtime's container: the runtime's id
+# The CNI spec's container ids: alphanumerics, '_', '.' and '-'.
+CNI_ID_PATTERN = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*")
 UNKNOWN_EXIT_CODE = -1  # the process ended while nobody could wait for it
 CLIENT_EXIT_GRACE = 2.0  # seconds a client has to report its process's exit code
 SANDBOX_HANDLES = 128  # open netlink handles kept for recently used sandboxes
@@ -116,6 +122,48 @@ def alias_problem(aliases: list[str]) -> str | None:
                 f"invalid alias '{alias}': aliases must match [a-zA-Z0-9][a-zA-Z0-9_.-]* and "
                 f"have at most {ALIAS_LIMIT} characters"
             )
+    return None
+
+
+def mac_problem(mac: str) -> str | None:
+    """What is wrong with ``mac`` as an interface's address, or None."""
+    if not MAC_PATTERN.fullmatch(mac):
+        return f"invalid MAC address '{mac}'"
+    if int(mac[:2], 16) & 1:
+        return f"invalid MAC address '{mac}': it is a multicast address"
+    if not int(mac.replace(":", ""), 16):
+        return f"invalid MAC address '{mac}': it is all zeros"
+    return None
+
+
+def cni_container_id(runtime_id: str) -> str:
+    """The id of the container record of a CNI runtime's container: the same for every call."""
+    return hashlib.sha256(f"cni:{runtime_id}".encode()).hexdigest()
+
+
+def cni_request_problem(request: CniAttach) -> str | None:
+    """What is wrong with a CNI ADD's names and addresses (the spec's rules), or None."""
+    if not CNI_ID_PATTERN.fullmatch(request.runtime_id):
+        return (
+            f"container id '{request.runtime_id}' must be letters, digits, '_', '.' and '-', "
+            "starting with a letter or a digit"
+        )
+    if ifname_problem := ifname_rules_problem(request.ifname):
+        return ifname_problem
+    if request.mac_address and (bad_mac := mac_problem(request.mac_address)):
+        return bad_mac
+    return alias_problem(request.aliases)
+
+
+def ifname_rules_problem(ifname: str) -> str | None:
+    """What the kernel refuses in an interface name, or None."""
+    if not 0 < len(ifname) <= IFNAMSIZ:
+        return f"interface name '{ifname}' must be 1 to {IFNAMSIZ} characters"
+    if not valid_ifname(ifname):
+        return (
+            f"interface name {ifname!r} is not valid (no '/', ':', spaces or control "
+            "characters; not '.' or '..')"
+        )
     return None
 
 
@@ -405,6 +453,12 @@ class Engine:
         and marks containers whose process is gone as exited. Links without nsnet's alias are
         never touched.
         """
+        for container in self.store.containers():
+            if container.cni_id and not namespace.is_network_namespace(container.netns_path):
+                # The ruleset is rendered whole from the store below.
+                self._forget_cni_container(
+                    container, "its namespace went while nsnetd was away", firewall=False
+                )
         networks = {network.id: network for network in self.store.networks()}
         containers = {container.id: container for container in self.store.containers()}
         endpoints = self.store.endpoints()
@@ -490,7 +544,8 @@ class Engine:
         if container.shares_namespace_of:
             self._reconcile_mount_namespace(container, container.shares_namespace_of in rebuilt)
             return
-        if not namespace.is_mounted_namespace(container.netns_path):
+        # A CNI runtime's namespace is its own (a live one: reconcile forgot the others first).
+        if not container.cni_id and not namespace.is_mounted_namespace(container.netns_path):
             log.warning("container %s: sandbox missing; re-creating it", container.name)
             self._forget_sandbox_netlink(container.netns_path)
             self.sandboxes.remove(container.id)
@@ -502,7 +557,8 @@ class Engine:
             self.sandboxes.create(container.id, container.hostname)
             self._prepare_sandbox(container)
             rebuilt.add(container.id)
-        self._reconcile_mount_namespace(container, container.id in rebuilt)
+        if not container.cni_id:
+            self._reconcile_mount_namespace(container, container.id in rebuilt)
         mine = [endpoint for endpoint in endpoints if endpoint.container_id == container.id]
         for endpoint in mine:
             if not self._endpoint_present(container, networks[endpoint.network_id], endpoint):
@@ -526,8 +582,9 @@ class Engine:
         """Delete ``ifname`` if it is there and carries ``owner_id``'s mark (never a foreign
         link that happens to have the name)."""
         index = self.host.link_index(ifname)
-        if index is not None and self.host.link(index)["alias"] == owner_alias(owner_id):
-            self.host.delete_link(ifname)
+        with contextlib.suppress(NotFound):  # it went meanwhile (a veth's peer took it along)
+            if index is not None and self.host.link(index)["alias"] == owner_alias(owner_id):
+                self.host.delete_link(ifname)
 
     def _reconcile_mount_namespace(self, container: Container, netns_rebuilt: bool) -> None:
         """Re-create the container's mount namespace when its file is missing, or when the
@@ -1040,8 +1097,13 @@ class Engine:
         ip_address: str | None,
         mac_address: str | None,
         aliases: list[str] | None,
+        ifname: str | None = None,
     ) -> Endpoint:
-        """Allocate, record and plug one endpoint; the caller owns the store transaction."""
+        """Allocate, record and plug one endpoint; the caller owns the store transaction.
+
+        The container's interface is ``ifname`` when given (a CNI runtime names it), else its
+        next free ``ethN``.
+        """
         mine = self.store.endpoints(container_id=container.id)
         if any(endpoint.network_id == network.id for endpoint in mine):
             raise Forbidden(
@@ -1083,7 +1145,8 @@ class Engine:
             id=endpoint_id,
             network_id=network.id,
             container_id=container.id,
-            container_ifname=next(
+            container_ifname=ifname
+            or next(
                 f"eth{number}"
                 for number in range(len(mine) + 1)
                 if f"eth{number}" not in used_ifnames
@@ -1389,12 +1452,8 @@ class Engine:
             )
         if network is None and (request.ip_address or request.mac_address or request.aliases):
             problem = f"--ip, --mac-address and aliases need a bridge network, not '{mode}'"
-        if request.mac_address and not MAC_PATTERN.fullmatch(request.mac_address):
-            problem = f"invalid MAC address '{request.mac_address}'"
-        elif request.mac_address and int(request.mac_address[:2], 16) & 1:
-            problem = f"invalid MAC address '{request.mac_address}': it is a multicast address"
-        elif request.mac_address and not int(request.mac_address.replace(":", ""), 16):
-            problem = f"invalid MAC address '{request.mac_address}': it is all zeros"
+        if request.mac_address and (bad_mac := mac_problem(request.mac_address)):
+            problem = bad_mac
         if (
             request.ports
             and network is not None
@@ -1836,6 +1895,244 @@ class Engine:
         """All the output a container's detached processes wrote (stdout and stderr merged)."""
         _, path = self.log_file(ref)
         return path.read_bytes() if path.exists() else b""
+
+    # Attachments made by a CNI runtime (nsnet-cni)
+
+    def cni_add(self, request: CniAttach) -> tuple[Container, Endpoint]:
+        """Attach a runtime's network namespace to a bridge network (CNI ADD).
+
+        The runtime container's first attachment makes its record: a container named ``cni-``
+        and 12 hex of its id, in state created, whose ``cni_id`` is the runtime's id. Its ports
+        (portMappings) are published through that first network, as a Docker container's
+        through the network it was created on; later attachments publish none. The namespace
+        stays the runtime's: nsnet adds and removes only its own interfaces there, and sets
+        ``lo`` up for the embedded DNS on a user-defined network. InvalidArgument for a bad
+        id, interface name, address or namespace and for a network other than a bridge one;
+        Conflict when the namespace has the interface already. A failed ADD leaves nothing.
+        """
+        action = f"cannot attach CNI container '{request.runtime_id}'"
+        if problem := cni_request_problem(request):
+            raise InvalidArgument(f"{action}: {problem}")
+        if not namespace.is_network_namespace(request.netns_path):
+            raise InvalidArgument(f"{action}: '{request.netns_path}' is not a network namespace")
+        network = self.get_network(request.network)
+        action = f"{action} to network '{network.name}'"
+        if network.driver != "bridge":
+            raise InvalidArgument(
+                f"{action}: only bridge networks can be attached through CNI, not "
+                f"{network.driver} ones"
+            )
+        if request.aliases and network.name == "bridge":
+            raise InvalidArgument(
+                f"{action}: network-scoped alias is supported only for containers in user "
+                "defined networks"
+            )
+        existing = self.store.container(cni_container_id(request.runtime_id))
+        if existing is not None and not namespace.is_network_namespace(existing.netns_path):
+            self._forget_cni_container(existing, "its namespace is gone, and a new ADD came")
+            existing = None
+        if existing is not None and namespace.inode(existing.netns_path) != namespace.inode(
+            request.netns_path
+        ):
+            raise Conflict(
+                f"{action}: it is attached already, with namespace '{existing.netns_path}'"
+            )
+        container = existing or self._new_cni_container(request, network)
+        if existing is not None and request.ports:
+            log.info(
+                "container %s: ports are published through its first network %s only; those "
+                "of this attachment are left out",
+                container.name,
+                container.network_mode,
+            )
+
+        with self.store.transaction(), contextlib.ExitStack() as undo:
+            if existing is None:
+                self.store.put_container(container)
+                undo.callback(self._forget_sandbox_netlink, container.netns_path)
+            sandbox = self._sandbox_netlink(container.netns_path)
+            if sandbox.link_index(request.ifname) is not None:
+                raise Conflict(
+                    f"{action}: interface {request.ifname} exists in '{container.netns_path}'"
+                )
+            endpoint = self._join(
+                network,
+                container,
+                request.ip_address,
+                request.mac_address,
+                request.aliases,
+                ifname=request.ifname,
+            )
+            undo.callback(self._undo_join, network, container, endpoint)
+            if existing is None and container.ports:
+                self._choose_host_ports(container)
+                self.store.put_container(container)
+                bindings = self._bindings_of(container, endpoint)
+                self.firewall.add_bindings(bindings)
+                undo.callback(self.firewall.remove_bindings, bindings)
+            if network.name != "bridge":
+                sandbox.set_up("lo")  # the embedded DNS listens on 127.0.0.11
+            self.paths.container_dir(container.id).mkdir(mode=0o700, exist_ok=True)
+            undo.pop_all()
+        self._update_dns(container)
+        return container, endpoint
+
+    def _new_cni_container(self, request: CniAttach, network: Network) -> Container:
+        container_id = cni_container_id(request.runtime_id)
+        default_host_ip = network.options.get(OPT_HOST_BINDING_IPV4) or "0.0.0.0"
+        return Container(
+            id=container_id,
+            name=f"cni-{container_id[:12]}",
+            created=now(),
+            hostname=container_id[:12],
+            network_mode=network.name,
+            ports=[
+                port if port.host_ip else dataclasses.replace(port, host_ip=default_host_ip)
+                for port in request.ports
+            ],
+            netns_path=request.netns_path,
+            cni_id=request.runtime_id,
+            labels={CNI_ID_LABEL: request.runtime_id},  # for ps --filter label=...
+        )
+
+    def cni_del(self, runtime_id: str, ifname: str) -> bool:
+        """Detach a runtime container's interface ``ifname`` (CNI DEL); False if it had none.
+
+        As the spec asks, a DEL of what is not there is no error, and the runtime's namespace
+        may be gone already. The last interface to go takes the container's record with it.
+        """
+        container = self.store.container(cni_container_id(runtime_id))
+        if container is None or not container.cni_id:
+            return False
+        endpoint = next(
+            (
+                each
+                for each in self.store.endpoints(container_id=container.id)
+                if each.container_ifname == ifname
+            ),
+            None,
+        )
+        if endpoint is None:
+            return False
+        namespace_gone = not namespace.is_network_namespace(container.netns_path)
+        self.disconnect(endpoint.network_id, container.id, force=True)
+        if namespace_gone:
+            # Unplugging could not enter it. If it only lost its mount (a process still holds
+            # it), the pair lives on: its host end goes now.
+            self._delete_own_link(endpoint.host_ifname, endpoint.id)
+        if not self.store.endpoints(container_id=container.id):
+            self.remove_container(container.id, force=True)
+        return True
+
+    def cni_check(self, runtime_id: str, ifname: str, network_ref: str) -> None:
+        """Raise unless the runtime container's ``ifname`` is on the network as made (CNI CHECK).
+
+        NotFound when nsnet has no such attachment; Unavailable when the kernel lost part of
+        it: the namespace, either end of the pair, or the interface's address.
+        """
+        network = self.get_network(network_ref)
+        container = self.store.container(cni_container_id(runtime_id))
+        if container is None or not container.cni_id:
+            raise NotFound(f"CNI container '{runtime_id}' is not attached to any network")
+        endpoint = next(
+            (
+                each
+                for each in self.store.endpoints(network_id=network.id, container_id=container.id)
+                if each.container_ifname == ifname
+            ),
+            None,
+        )
+        if endpoint is None:
+            raise NotFound(
+                f"CNI container '{runtime_id}' has no interface {ifname} on network "
+                f"'{network.name}'"
+            )
+        problem = f"CNI container '{runtime_id}', interface {ifname} on network '{network.name}'"
+        if not namespace.is_network_namespace(container.netns_path):
+            raise Unavailable(f"{problem}: namespace '{container.netns_path}' is gone")
+        if not self._endpoint_present(container, network, endpoint):
+            raise Unavailable(
+                f"{problem}: the interface or its host end {endpoint.host_ifname} is missing"
+            )
+        sandbox = self._sandbox_netlink(container.netns_path)
+        index = sandbox.link_index(ifname)
+        if (str(endpoint.address), endpoint.prefixlen) not in sandbox.addresses(index):
+            raise Unavailable(
+                f"{problem}: it lost its address {endpoint.address}/{endpoint.prefixlen}"
+            )
+
+    def cni_gc(self, network_ref: str, valid: set[tuple[str, str]]) -> list[str]:
+        """Detach every runtime interface on the network not in ``valid`` (CNI GC).
+
+        ``valid`` holds (runtime container id, interface name) pairs, the attachments the
+        runtime still has; the detached ones are returned in the same form, as text.
+        """
+        network = self.get_network(network_ref)
+        removed = []
+        for container, endpoint in self.network_endpoints(network.id):
+            attachment = (container.cni_id, endpoint.container_ifname)
+            if container.cni_id and attachment not in valid:
+                self.cni_del(*attachment)
+                removed.append(f"{container.cni_id}/{endpoint.container_ifname}")
+                log.info("network %s: collected CNI attachment %s", network.name, removed[-1])
+        return removed
+
+    def cni_result(self, container: Container, endpoint: Endpoint) -> dict:
+        """What an ADD made, as the CNI spec's result (version 1.1.0) shapes it."""
+        network = self.store.network(endpoint.network_id)
+        interfaces = []
+        for ifname in (network.bridge_name, endpoint.host_ifname):
+            index = self.host.link_index(ifname)
+            mac = self.host.link(index)["mac_address"] if index is not None else ""
+            interfaces.append({"name": ifname, "mac": mac})
+        interfaces.append(
+            {
+                "name": endpoint.container_ifname,
+                "mac": endpoint.mac_address,
+                "sandbox": container.netns_path,
+            }
+        )
+        address = {"address": f"{endpoint.address}/{endpoint.prefixlen}", "interface": 2}
+        routes = []
+        if endpoint.gateway is not None:
+            address["gateway"] = str(endpoint.gateway)
+            mine = self.store.endpoints(container_id=container.id)
+            if self._holds_default_route(mine, endpoint):
+                routes.append({"dst": "0.0.0.0/0", "gw": str(endpoint.gateway)})
+        return {
+            "cniVersion": "1.1.0",
+            "interfaces": interfaces,
+            "ips": [address],
+            "routes": routes,
+            "dns": self.dns.resolver_settings(container, self.container_endpoints(container.id)),
+        }
+
+    def _forget_cni_container(self, container: Container, why: str, firewall: bool = True) -> None:
+        """Drop the records of a runtime container whose namespace went without a DEL.
+
+        Its interfaces went with the namespace; a host end left behind carries nsnet's mark
+        and no owner, and reconcile removes it. Its published ports are withdrawn unless not
+        ``firewall`` (reconcile renders the ruleset afterwards).
+        """
+        log.warning(
+            "CNI container %s (%s): %s; forgetting its attachments",
+            container.cni_id,
+            container.name,
+            why,
+        )
+        endpoints = self.container_endpoints(container.id)
+        bindings = self._live_bindings_of(container) if firewall else []
+        with self.store.transaction():
+            for network, endpoint in endpoints:
+                self._forget_endpoint(network, endpoint)
+            self.store.delete_container(container.id)
+            self.firewall.remove_bindings(bindings)
+        self.dns.forget(container)
+        self._forget_sandbox_netlink(container.netns_path)
+        for _, endpoint in endpoints:
+            self._delete_own_link(endpoint.host_ifname, endpoint.id)
+        with contextlib.suppress(OSError):
+            self._remove_container_files(container.id)
 
     # Overlay networks across hosts (the cluster store, the gateway bridge)
 

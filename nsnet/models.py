@@ -166,6 +166,9 @@ class Container:
     netns_path: str = ""  # bind-mounted network namespace ("" in host mode)
     uts_path: str = ""  # bind-mounted UTS namespace ("" in host mode)
     mnt_path: str = ""  # bind-mounted mount namespace ("" in host mode), its own in any other
+    # Set when a CNI runtime attached the container (CNI_CONTAINERID): the runtime owns its
+    # network namespace (netns_path), its processes and its files; nsnet owns the endpoints.
+    cni_id: str = ""
 
     @property
     def shares_namespace_of(self) -> str | None:
@@ -173,6 +176,20 @@ class Container:
         if self.network_mode.startswith("container:"):
             return self.network_mode.split(":", 1)[1]
         return None
+
+
+@dataclass
+class CniAttach:
+    """A CNI ADD: attach the runtime's namespace to a network as interface ``ifname``."""
+
+    runtime_id: str  # CNI_CONTAINERID
+    netns_path: str  # CNI_NETNS
+    ifname: str  # CNI_IFNAME
+    network: str  # an nsnet network name or id
+    ports: list[PortBinding] = field(default_factory=list)  # the portMappings capability
+    ip_address: str | None = None  # the ips capability, or CNI_ARGS IP=
+    mac_address: str | None = None  # the mac capability, or CNI_ARGS MAC=
+    aliases: list[str] = field(default_factory=list)  # the aliases capability
 
 
 @dataclass

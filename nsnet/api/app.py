@@ -698,10 +698,11 @@ async def wait_for_exit(runner: EngineRunner, container_id: str, timeout: float 
 
 
 def add_nsnet_routes(app: FastAPI, runner: EngineRunner) -> None:
-    """Add nsnet's own routes, through which the CLI runs a foreground process in a container.
+    """Add nsnet's own routes: the CLI's for a foreground process, and nsnet-cni's.
 
     ``enter`` gives the argv that runs a command in the sandbox, ``attach`` records the pid of
-    the process the CLI started with it, ``exited`` records its exit status.
+    the process the CLI started with it, ``exited`` records its exit status. ``cni/*`` carry
+    a CNI runtime's calls, which nsnet-cni translates (nsnet/cni.py).
     """
     engine = runner.engine
 
@@ -732,3 +733,34 @@ def add_nsnet_routes(app: FastAPI, runner: EngineRunner) -> None:
         body = await read_body(request, schemas.ExitedBody)
         await runner.run(engine.process_exited, ref, body.exit_code)
         return Response(status_code=204)
+
+    # nsnet-cni's: a runtime's ADD, DEL, CHECK and GC
+
+    @app.post("/nsnet/cni/add")
+    async def cni_add(request: Request) -> JSONResponse:
+        body = await read_body(request, schemas.CniAddBody)
+
+        def add() -> dict:
+            container, endpoint = engine.cni_add(body.to_request())
+            return engine.cni_result(container, endpoint)
+
+        return json_response(await runner.run(add))
+
+    @app.post("/nsnet/cni/del")
+    async def cni_del(request: Request) -> JSONResponse:
+        body = await read_body(request, schemas.CniAttachmentBody)
+        deleted = await runner.run(engine.cni_del, body.container_id, body.ifname)
+        return json_response({"Deleted": deleted})
+
+    @app.post("/nsnet/cni/check")
+    async def cni_check(request: Request) -> Response:
+        body = await read_body(request, schemas.CniCheckBody)
+        await runner.run(engine.cni_check, body.container_id, body.ifname, body.network)
+        return Response(status_code=204)
+
+    @app.post("/nsnet/cni/gc")
+    async def cni_gc(request: Request) -> JSONResponse:
+        body = await read_body(request, schemas.CniGcBody)
+        valid = {(each.container_id, each.ifname) for each in body.valid}
+        removed = await runner.run(engine.cni_gc, body.network, valid)
+        return json_response({"Removed": removed})

@@ -16,6 +16,7 @@ from nsnet import ipam
 from nsnet.api.timefmt import ZERO_TIME, container_status, unix_seconds
 from nsnet.errors import InvalidArgument
 from nsnet.models import (
+    CniAttach,
     Container,
     ContainerCreate,
     Endpoint,
@@ -289,6 +290,72 @@ class AttachBody(DockerModel):
 
 class ExitedBody(DockerModel):
     exit_code: int = Field(alias="ExitCode")
+
+
+# Requests: CNI (nsnet-cni's, the runtime's parameters and capabilities)
+
+
+class CniPortMappingBody(DockerModel):
+    """One entry of the portMappings capability, as runtimes pass it."""
+
+    host_port: int = Field(alias="hostPort")
+    container_port: int = Field(alias="containerPort")
+    protocol: str = Field("tcp", alias="protocol")
+    host_ip: str = Field("", alias="hostIP")
+
+    def to_binding(self, number: int) -> PortBinding:
+        where = f"portMappings[{number}]"
+        for value, name in ((self.host_port, "hostPort"), (self.container_port, "containerPort")):
+            if not 0 < value < 65536:
+                raise InvalidArgument(f"invalid {where}: {name} {value} is not a port number")
+        protocol = self.protocol.lower()
+        if protocol not in PROTOCOLS:
+            raise InvalidArgument(f"invalid {where}: unknown protocol '{self.protocol}'")
+        if self.host_ip:
+            parse_ipv4_address(self.host_ip, f"{where}.hostIP")
+        return PortBinding(
+            container_port=self.container_port,
+            protocol=protocol,
+            host_ip=self.host_ip,
+            host_port=self.host_port,
+        )
+
+
+class CniAddBody(DockerModel):
+    container_id: str = Field(alias="ContainerID")
+    netns: str = Field(alias="Netns")
+    ifname: str = Field(alias="IfName")
+    network: str = Field(alias="Network")
+    port_mappings: list[CniPortMappingBody] = Field(default_factory=list, alias="PortMappings")
+    ip: str | None = Field(None, alias="IP")
+    mac: str | None = Field(None, alias="MAC")
+    aliases: list[str] = Field(default_factory=list, alias="Aliases")
+
+    def to_request(self) -> CniAttach:
+        return CniAttach(
+            runtime_id=self.container_id,
+            netns_path=self.netns,
+            ifname=self.ifname,
+            network=self.network,
+            ports=[entry.to_binding(n) for n, entry in enumerate(self.port_mappings)],
+            ip_address=self.ip or None,
+            mac_address=self.mac or None,
+            aliases=list(self.aliases),
+        )
+
+
+class CniAttachmentBody(DockerModel):
+    container_id: str = Field(alias="ContainerID")
+    ifname: str = Field(alias="IfName")
+
+
+class CniCheckBody(CniAttachmentBody):
+    network: str = Field(alias="Network")
+
+
+class CniGcBody(DockerModel):
+    network: str = Field(alias="Network")
+    valid: list[CniAttachmentBody] = Field(default_factory=list, alias="ValidAttachments")
 
 
 # Responses: networks

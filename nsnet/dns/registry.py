@@ -15,10 +15,12 @@ from nsnet.dns.files import (
     FALLBACK_NAMESERVERS,
     HOSTS_FILE,
     RESOLV_CONF_FILE,
+    ContainerDns,
     container_resolv_conf,
     default_upstreams,
     non_loopback,
     parse_add_host,
+    parse_resolv_conf,
     read_host_resolv_conf,
     render_hosts,
     write_in_place,
@@ -70,13 +72,7 @@ class DnsRegistry:
         """Bring the index, the listener and the files in line with the container's endpoints
         (and its state: an exited container's names leave the index)."""
         named = [(network, endpoint) for network, endpoint in endpoints if _named(network)]
-        dns = container_resolv_conf(
-            self.host_conf,
-            embedded=bool(named),
-            dns=container.dns or self.servers,
-            dns_search=container.dns_search,
-            dns_options=container.dns_options,
-        )
+        dns = self._container_dns(container, embedded=bool(named))
 
         # As in Docker, a container whose process has exited is not found by name.
         resolvable = named if container.state != "exited" else []
@@ -119,6 +115,25 @@ class DnsRegistry:
         write_in_place(
             files_dir / HOSTS_FILE,
             render_hosts(container.name, container.hostname, addresses, extra_hosts),
+        )
+
+    def resolver_settings(
+        self, container: Container, endpoints: list[tuple[Network, Endpoint]]
+    ) -> dict[str, list[str]]:
+        """The resolv.conf the container's files hold, as a CNI result's ``dns`` gives it."""
+        dns = self._container_dns(
+            container, embedded=any(_named(network) for network, _ in endpoints)
+        )
+        conf = parse_resolv_conf(dns.text)
+        return {"nameservers": conf.nameservers, "search": conf.search, "options": conf.options}
+
+    def _container_dns(self, container: Container, embedded: bool) -> ContainerDns:
+        return container_resolv_conf(
+            self.host_conf,
+            embedded=embedded,
+            dns=container.dns or self.servers,
+            dns_search=container.dns_search,
+            dns_options=container.dns_options,
         )
 
     def _scope_function(self, container_id: str):

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWNET = 0x40000000
+NS_GET_NSTYPE = 0xB703  # ioctl on a namespace file: its CLONE_NEW* type
 
 MS_RDONLY = 0x1
 MS_REMOUNT = 0x20
@@ -279,7 +280,18 @@ def is_mounted_namespace(path: Path) -> bool:
             import fcntl
 
             # NS_GET_NSTYPE succeeds only on namespace files.
-            return fcntl.ioctl(handle.fileno(), 0xB703) > 0
+            return fcntl.ioctl(handle.fileno(), NS_GET_NSTYPE) > 0
+    except OSError:
+        return False
+
+
+def is_network_namespace(path: str | Path) -> bool:
+    """True when ``path`` names a live network namespace (a bind mount or /proc/PID/ns/net)."""
+    import fcntl
+
+    try:
+        with open(path, "rb") as handle:
+            return fcntl.ioctl(handle.fileno(), NS_GET_NSTYPE) == CLONE_NEWNET
     except OSError:
         return False
 

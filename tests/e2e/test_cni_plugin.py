@@ -1,0 +1,343 @@
+"""nsnet-cni as a runtime drives it: exec'd per call, the call in CNI_* variables, JSON on stdin.
+
+Each test has a daemon in a throwaway host namespace and "pods": network namespaces made the
+way a runtime makes them (``ip netns add``), which the plugin attaches to nsnet networks. What
+is checked is what a runtime and its containers see: the result document, interfaces and
+addresses inside the pod, traffic between pods and from the outside through a published port,
+names in the embedded DNS, and that a refused call changes nothing.
+"""
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon import Daemon, program_argv
+from tests.support.netns import Namespace, run
+from tests.support.topology import HostWithOutside
+
+SERVE_TIMEOUT = 10.0
+
+
+def cni(
+    daemon: Daemon,
+    command: str,
+    config: dict | str,
+    pod: Namespace | str | None = None,
+    container_id: str = "pod-1",
+    ifname: str = "eth0",
+    args: str = "",
+) -> tuple[int, dict | None]:
+    """One call of the plugin in the host namespace: (exit code, the JSON it printed)."""
+    netns = str(pod.path if isinstance(pod, Namespace) else pod or "")
+    environment = {
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": container_id,
+        "CNI_NETNS": netns,
+        "CNI_IFNAME": ifname,
+        "CNI_ARGS": args,
+        "CNI_PATH": str(Path(sys.executable).parent),
+    }
+    completed = run(
+        daemon.nsenter_argv(*program_argv("nsnet-cni", "nsnet.cni")),
+        input=config if isinstance(config, str) else json.dumps(config),
+        env=daemon.environment(environment),
+        check=False,
+    )
+    assert not completed.stderr.strip(), completed.stderr
+    return completed.returncode, json.loads(completed.stdout) if completed.stdout.strip() else None
+
+
+def record_name(runtime_id: str) -> str:
+    """The name of nsnet's record of a runtime's container."""
+    return "cni-" + hashlib.sha256(f"cni:{runtime_id}".encode()).hexdigest()[:12]
+
+
+def conf(network: str = "web", version: str = "1.1.0", **more) -> dict:
+    return {"cniVersion": version, "name": network, "type": "nsnet-cni", **more}
+
+
+def added(daemon: Daemon, pod: Namespace, container_id: str = "pod-1", **more) -> dict:
+    code, result = cni(daemon, "ADD", conf(**more), pod, container_id)
+    assert code == 0, result
+    return result
+
+
+def in_pod(pod: Namespace, *argv: str) -> subprocess.CompletedProcess:
+    return pod.run(*argv, check=False)
+
+
+def attached(daemon: Daemon, network: str = "web") -> dict[str, str]:
+    """The network's containers as ``network inspect`` shows them: name -> IPv4Address."""
+    document = json.loads(daemon.cli("network", "inspect", network).stdout)[0]
+    return {each["Name"]: each["IPv4Address"] for each in document["Containers"].values()}
+
+
+def host_veths(daemon: Daemon) -> list[str]:
+    links = json.loads(daemon.exec_in_host("ip", "-j", "link", "show", "type", "veth").stdout)
+    return sorted(link["ifname"] for link in links if link["ifname"].startswith("veth"))
+
+
+@pytest.fixture
+def web(daemon: Daemon) -> Daemon:
+    """The daemon, with user-defined network web on 10.50.0.0/24."""
+    daemon.cli("network", "create", "--subnet", "10.50.0.0/24", "web")
+    return daemon
+
+
+def test_add_attaches_the_pod_and_del_takes_it_back(web: Daemon, host: HostWithOutside) -> None:
+    pod = host.pool.create("pod")
+    result = added(web, pod)
+
+    assert result["cniVersion"] == "1.1.0"
+    bridge, veth, inside = result["interfaces"]
+    assert bridge["name"].startswith("br-") and veth["name"].startswith("veth")
+    assert inside == {"name": "eth0", "mac": inside["mac"], "sandbox": str(pod.path)}
+    (ip,) = result["ips"]
+    assert ip["address"].startswith("10.50.0.") and ip["address"].endswith("/24")
+    assert ip["gateway"] == "10.50.0.1" and ip["interface"] == 2
+    assert result["routes"] == [{"dst": "0.0.0.0/0", "gw": "10.50.0.1"}]
+    assert result["dns"]["nameservers"] == ["127.0.0.11"]
+    assert "ndots:0" in result["dns"]["options"]
+
+    shown = in_pod(pod, "ip", "-o", "-4", "addr", "show", "dev", "eth0").stdout
+    assert f"inet {ip['address']}" in shown, shown
+    link = json.loads(in_pod(pod, "ip", "-j", "link", "show", "eth0").stdout)[0]
+    assert link["address"] == inside["mac"]
+    assert " 0% packet loss" in in_pod(pod, "ping", "-c", "1", "-W", "2", "10.50.0.1").stdout
+    name = record_name("pod-1")
+    assert attached(web) == {name: ip["address"]}
+
+    assert cni(web, "DEL", conf(), pod) == (0, None)
+    assert in_pod(pod, "ip", "link", "show", "eth0").returncode != 0
+    assert attached(web) == {}
+    assert host_veths(web) == []
+    assert name not in web.cli("ps", "-a").stdout
+    assert cni(web, "DEL", conf(), pod) == (0, None)  # a DEL of what is gone succeeds
+
+
+def test_pods_reach_each_other_and_resolve_aliases(web: Daemon, host: HostWithOutside) -> None:
+    db_pod, app_pod = host.pool.create("db"), host.pool.create("app")
+    db = added(web, db_pod, "db-1", runtimeConfig={"aliases": {"web": ["db"]}})
+    added(web, app_pod, "app-1", runtimeConfig={"aliases": ["app"]})
+    db_address = db["ips"][0]["address"].split("/")[0]
+
+    answer = in_pod(app_pod, "dig", "+short", "+time=2", "+tries=1", "@127.0.0.11", "db").stdout
+    assert answer.split() == [db_address], answer
+    ping = in_pod(app_pod, "ping", "-c", "1", "-W", "2", db_address)
+    assert " 0% packet loss" in ping.stdout, ping.stdout
+    answer = in_pod(db_pod, "dig", "+short", "+time=2", "+tries=1", "@127.0.0.11", "app").stdout
+    assert len(answer.split()) == 1, answer
+
+    assert cni(web, "DEL", conf(), db_pod, "db-1") == (0, None)
+    answer = in_pod(app_pod, "dig", "+short", "+time=2", "+tries=1", "@127.0.0.11", "db").stdout
+    assert db_address not in answer  # gone at once (and forwarded, to no upstream here)
+    answer = in_pod(app_pod, "dig", "+short", "+time=2", "+tries=1", "@127.0.0.11", "app").stdout
+    assert len(answer.split()) == 1, answer  # while the pod's own name still resolves
+    assert cni(web, "DEL", conf(), app_pod, "app-1") == (0, None)
+
+
+def serve_once(pod: Namespace, port: int) -> subprocess.Popen:
+    """A TCP server in the pod that answers "hello from the pod" to each connection."""
+    program = (
+        "import socket\n"
+        "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        f"s.bind(('0.0.0.0', {port})); s.listen(8); print('ready', flush=True)\n"
+        "while True:\n"
+        "    c, _ = s.accept(); c.sendall(b'hello from the pod'); c.close()\n"
+    )
+    server = pod.popen(sys.executable, "-c", program, stdout=subprocess.PIPE, text=True)
+    assert server.stdout.readline().strip() == "ready"
+    return server
+
+
+def fetch(namespace: Namespace, address: str, port: int) -> str:
+    program = (
+        "import socket, sys\n"
+        "try:\n"
+        f"    c = socket.create_connection(({address!r}, {port}), timeout=2)\n"
+        "    print(c.recv(100).decode())\n"
+        "except OSError as error:\n"
+        "    print('no answer', error)\n"
+    )
+    return namespace.run(sys.executable, "-c", program).stdout.strip()
+
+
+def test_port_mappings_are_published_through_nsnet(web: Daemon, host: HostWithOutside) -> None:
+    pod = host.pool.create("pod")
+    mappings = [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]
+    added(web, pod, runtimeConfig={"portMappings": mappings})
+    serve_once(pod, 80)
+
+    assert fetch(host.outside, host.host_address, 8080) == "hello from the pod"
+    assert web.cli("port", record_name("pod-1")).stdout.strip() == "80/tcp -> 0.0.0.0:8080"
+
+    assert cni(web, "DEL", conf(), pod) == (0, None)
+    assert fetch(host.outside, host.host_address, 8080).startswith("no answer")
+    assert "8080" not in web.exec_in_host("nft", "list", "table", "inet", "nsnet").stdout
+
+
+def test_check_finds_an_attachment_that_lost_its_interface(
+    web: Daemon, host: HostWithOutside
+) -> None:
+    pod = host.pool.create("pod")
+    result = added(web, pod)
+    check_conf = conf(prevResult=result)
+    assert cni(web, "CHECK", check_conf, pod) == (0, None)
+
+    in_pod(pod, "ip", "addr", "flush", "dev", "eth0")
+    code, error = cni(web, "CHECK", check_conf, pod)
+    assert code == 1 and error["code"] == 101, error
+    assert "lost its address" in error["msg"], error
+
+    in_pod(pod, "ip", "link", "del", "eth0")
+    code, error = cni(web, "CHECK", check_conf, pod)
+    assert code == 1 and error["code"] == 101 and "missing" in error["msg"], error
+
+    code, error = cni(web, "CHECK", check_conf, pod, container_id="never-added")
+    assert code == 1 and error["code"] == 3, error
+    assert cni(web, "DEL", conf(), pod) == (0, None)
+    assert attached(web) == {}
+
+
+def test_gc_detaches_what_the_runtime_no_longer_has(web: Daemon, host: HostWithOutside) -> None:
+    keep, lose = host.pool.create("keep"), host.pool.create("lose")
+    added(web, keep, "keep-1")
+    added(web, lose, "lose-1")
+    assert len(attached(web)) == 2
+
+    valid = [{"containerID": "keep-1", "ifname": "eth0"}]
+    assert cni(web, "GC", conf(**{"cni.dev/valid-attachments": valid})) == (0, None)
+    assert len(attached(web)) == 1
+    assert in_pod(lose, "ip", "link", "show", "eth0").returncode != 0
+    assert in_pod(keep, "ip", "link", "show", "eth0").returncode == 0
+    assert cni(web, "STATUS", conf()) == (0, None)
+    assert cni(web, "DEL", conf(), keep, "keep-1") == (0, None)
+
+
+def test_a_second_network_is_a_second_interface(web: Daemon, host: HostWithOutside) -> None:
+    web.cli("network", "create", "--subnet", "10.51.0.0/24", "back")
+    pod = host.pool.create("pod")
+    added(web, pod, network="web")
+    code, back = cni(web, "ADD", conf("back"), pod, ifname="net1")
+    assert code == 0, back
+    assert back["routes"] == []  # web gave the default route
+    assert back["ips"][0]["address"].startswith("10.51.0.")
+    assert in_pod(pod, "ip", "link", "show", "net1").returncode == 0
+    assert len(attached(web, "web")) == len(attached(web, "back")) == 1
+
+    code, error = cni(web, "ADD", conf("back"), pod, ifname="net2")
+    assert code == 1 and error["code"] == 100, error  # one interface per network, as Docker
+
+    assert cni(web, "DEL", conf(), pod, ifname="eth0") == (0, None)
+    assert len(attached(web, "back")) == 1  # the container stays while it has an interface
+    assert cni(web, "DEL", conf("back"), pod, ifname="net1") == (0, None)
+    assert attached(web, "back") == {} and host_veths(web) == []
+
+
+def test_bad_calls_get_the_spec_codes_and_change_nothing(
+    web: Daemon, host: HostWithOutside, tmp_path: Path
+) -> None:
+    pod = host.pool.create("pod")
+    pod.run("ip", "link", "add", "taken0", "type", "veth", "peer", "name", "taken1")
+    not_a_namespace = tmp_path / "plain-file"
+    not_a_namespace.write_text("")
+    before = (attached(web), host_veths(web), web.cli("ps", "-a", "-q").stdout)
+
+    cases = [
+        ("ADD", "{not json", pod, "eth0", "", 6, "cannot decode"),
+        ("ADD", conf(version="0.2.0"), pod, "eth0", "", 1, "not supported"),
+        ("ADD", {"cniVersion": "1.1.0"}, pod, "eth0", "", 7, "no 'name'"),
+        ("ADD", conf(), "", "eth0", "", 4, "CNI_NETNS"),
+        ("ADD", conf("nosuch"), pod, "eth0", "", 7, "nosuch"),
+        ("ADD", conf("host"), pod, "eth0", "", 7, "only bridge networks"),
+        ("ADD", conf(), not_a_namespace, "eth0", "", 7, "is not a network namespace"),
+        ("ADD", conf(), pod, "a/b", "", 7, "not valid"),
+        ("ADD", conf(), pod, "sixteen-chars-xx", "", 7, "1 to 15 characters"),
+        ("ADD", conf(), pod, "taken0", "", 100, "interface taken0 exists"),
+        ("ADD", conf(), pod, "eth0", "K8S_POD_NAME=x", 4, "IgnoreUnknown"),
+        ("ADD", conf(), pod, "eth0", "IP=10.99.0.5", 7, "10.99.0.5"),
+        ("ADD", conf(), pod, "eth0", "MAC=01:00:00:00:00:01", 7, "multicast"),
+        (
+            "ADD",
+            conf(runtimeConfig={"portMappings": [{"hostPort": 0, "containerPort": 80}]}),
+            pod,
+            "eth0",
+            "",
+            7,
+            "hostPort 0",
+        ),
+        ("CHECK", conf(version="0.3.1"), pod, "eth0", "", 1, "CHECK came in CNI 0.4.0"),
+        ("GC", conf(**{"cni.dev/valid-attachments": "all"}), None, "", "", 7, "must be a list"),
+        ("FROB", conf(), pod, "eth0", "", 4, "CNI_COMMAND 'FROB'"),
+        ("STATUS", conf("nosuch"), None, "", "", 50, "nosuch"),
+    ]
+    for command, config, netns, ifname, args, code, words in cases:
+        exit_code, error = cni(web, command, config, netns, ifname=ifname, args=args)
+        assert exit_code == 1 and error["code"] == code, (command, config, ifname, args, error)
+        assert words in error["msg"], (command, config, ifname, args, error)
+    assert (attached(web), host_veths(web), web.cli("ps", "-a", "-q").stdout) == before
+    names = [link["ifname"] for link in json.loads(in_pod(pod, "ip", "-j", "link").stdout)]
+    assert sorted(names) == ["lo", "taken0", "taken1"]
+
+    code, result = cni(
+        web, "ADD", conf(), pod, args="IgnoreUnknown=1;K8S_POD_NAME=x;IP=10.50.0.77"
+    )
+    assert code == 0, result
+    assert list(attached(web).values()) == ["10.50.0.77/24"]
+    code, error = cni(web, "ADD", conf(), pod, container_id="pod-1", ifname="eth0")
+    assert code == 1 and error["code"] == 100, error  # a repeated ADD
+    assert cni(web, "DEL", conf(), pod) == (0, None)
+
+
+def test_a_daemon_that_does_not_answer_is_try_again_later(
+    web: Daemon, host: HostWithOutside
+) -> None:
+    pod = host.pool.create("pod")
+    elsewhere = str(web.root / "run" / "nobody.sock")
+    code, error = cni(web, "ADD", conf(socket=elsewhere), pod)
+    assert code == 1 and error["code"] == 11 and elsewhere in error["msg"], error
+    code, error = cni(web, "STATUS", conf(socket=elsewhere))
+    assert code == 1 and error["code"] == 50, error
+    assert in_pod(pod, "ip", "link", "show", "eth0").returncode != 0
+
+
+def test_a_pod_removed_without_del_is_forgotten(web: Daemon, host: HostWithOutside) -> None:
+    gone, stays = host.pool.create("gone"), host.pool.create("stays")
+    added(web, gone, "gone-1")
+    added(web, stays, "stays-1", runtimeConfig={"portMappings": [
+        {"hostPort": 8081, "containerPort": 80}
+    ]})  # fmt: skip
+    run(["ip", "netns", "delete", gone.name])
+
+    web.restart()
+    assert list(attached(web)) == [record_name("stays-1")]
+    assert "its namespace went while nsnetd was away" in web.logs()
+    serve_once(stays, 80)
+    assert fetch(host.outside, host.host_address, 8081) == "hello from the pod"
+    assert cni(web, "DEL", conf(), stays, "stays-1") == (0, None)
+    assert attached(web) == {} and host_veths(web) == []
+
+
+def test_an_id_reused_after_its_namespace_went_replaces_the_stale_record(
+    web: Daemon, host: HostWithOutside
+) -> None:
+    first = host.pool.create("first")
+    added(web, first, "reused")
+    run(["ip", "netns", "delete", first.name])
+    deadline = time.monotonic() + SERVE_TIMEOUT
+    second = host.pool.create("second")
+    while True:  # the kernel frees a namespace, and its veth pairs, in the background
+        code, result = cni(web, "ADD", conf(), second, "reused")
+        if code == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert code == 0, result
+    assert "its namespace is gone, and a new ADD came" in web.logs()
+    assert len(attached(web)) == 1
+    assert cni(web, "DEL", conf(), second, "reused") == (0, None)
+    assert attached(web) == {} and host_veths(web) == []
