@@ -27,13 +27,14 @@ or podman's map of network name to list) for the embedded DNS. CNI_ARGS may carr
 Only the daemon's client is imported: a runtime pays this program's start-up on every call.
 """
 
+import contextlib
 import json
 import os
 import sys
 from collections.abc import Mapping
 from typing import IO, Any
 
-from nsnet.client import Client, ConnectionFailed
+from nsnet.client import Client, ConnectionFailed, quote_ref
 from nsnet.errors import Conflict, Forbidden, InvalidArgument, NotFound, NsnetError, Unavailable
 from nsnet.paths import Paths
 
@@ -150,7 +151,7 @@ def attach_body(config: dict, environment: dict[str, str], args: dict[str, str])
     }
     address = args.get("IP") or single_address(runtime.get("ips"))
     if address:
-        body["IP"] = address.split("/")[0]
+        body["IP"] = address  # nsnetd checks a prefix against the network's
     mac = args.get("MAC") or runtime.get("mac")
     if mac:
         body["MAC"] = mac
@@ -173,6 +174,44 @@ def single_address(ips: Any) -> str | None:
             UNSUPPORTED_FIELD, f"'runtimeConfig.ips' holds {len(ips)} addresses; nsnet takes one"
         )
     return ips[0]
+
+
+def previous_result(config: dict) -> dict | None:
+    """The chain's previous result (``prevResult``), checked for the parts nsnet-cni reads."""
+    previous = config.get("prevResult")
+    if previous is None:
+        return None
+    if not isinstance(previous, dict):
+        raise PluginError(INVALID_CONFIG, "'prevResult' must be an object")
+    for key in ("interfaces", "ips", "routes"):
+        entries = previous.get(key, [])
+        if not isinstance(entries, list) or not all(isinstance(each, dict) for each in entries):
+            raise PluginError(INVALID_CONFIG, f"'prevResult.{key}' must be a list of objects")
+    for ip in previous.get("ips", []):
+        if "interface" in ip and not isinstance(ip["interface"], int):
+            raise PluginError(INVALID_CONFIG, "'prevResult.ips[].interface' must be a number")
+    if "dns" in previous and not isinstance(previous["dns"], dict):
+        raise PluginError(INVALID_CONFIG, "'prevResult.dns' must be an object")
+    return previous
+
+
+def holds_default_route(previous: dict | None, ifname: str) -> bool:
+    """Whether the previous result routes the default through ``ifname``'s gateway."""
+    if not previous:
+        return False
+    interfaces = previous.get("interfaces", [])
+    ours = {
+        number
+        for number, each in enumerate(interfaces)
+        if each.get("name") == ifname and each.get("sandbox")
+    }
+    gateways = {
+        ip.get("gateway") for ip in previous.get("ips", []) if ip.get("interface") in ours
+    } - {None}
+    return bool(gateways) and any(
+        route.get("dst") == "0.0.0.0/0" and route.get("gw", next(iter(gateways))) in gateways
+        for route in previous.get("routes", [])
+    )
 
 
 # Shaping the answer
@@ -234,19 +273,23 @@ def run(command: str, config: dict, environ: Mapping[str, str], client: Client) 
     network = config.get("network") or config["name"]
     if command == "ADD":
         args = parse_cni_args(environ.get("CNI_ARGS", ""))
+        previous = previous_result(config)  # checked before anything is made
         result = client.post("/nsnet/cni/add", attach_body(config, environment, args))
-        return converted_result(result, config["cniVersion"], config.get("prevResult"))
+        return converted_result(result, config["cniVersion"], previous)
     if command == "DEL":
         attachment = {"ContainerID": environment["CNI_CONTAINERID"]}
         client.post("/nsnet/cni/del", {**attachment, "IfName": environment["CNI_IFNAME"]})
         return None
     if command == "CHECK":
+        previous = previous_result(config)
         client.post(
             "/nsnet/cni/check",
             {
                 "ContainerID": environment["CNI_CONTAINERID"],
                 "IfName": environment["CNI_IFNAME"],
                 "Network": network,
+                "Netns": environment["CNI_NETNS"],
+                "DefaultRoute": holds_default_route(previous, environment["CNI_IFNAME"]),
             },
         )
         return None
@@ -265,8 +308,13 @@ def run(command: str, config: dict, environ: Mapping[str, str], client: Client) 
         ]
         client.post("/nsnet/cni/gc", {"Network": network, "ValidAttachments": attachments})
         return None
-    # STATUS: ready when nsnetd answers and has the network.
-    client.get(f"/networks/{network}")
+    # STATUS: ready when nsnetd answers and has the network, a bridge one.
+    driver = client.get(f"/networks/{quote_ref(network)}").get("Driver")
+    if driver != "bridge":
+        raise PluginError(
+            NOT_AVAILABLE,
+            f"network {network} is a {driver} network; nsnet-cni attaches bridge networks",
+        )
     return None
 
 
@@ -284,10 +332,9 @@ def main(
         command = environ.get("CNI_COMMAND", "")
         data = stdin.read()
         if command == "VERSION":
-            try:
-                version = json.loads(data or b"{}").get("cniVersion") or SPEC_VERSION
-            except (ValueError, AttributeError):
-                pass
+            with contextlib.suppress(ValueError, AttributeError):
+                asked = json.loads(data or b"{}").get("cniVersion")
+                version = asked if asked in SUPPORTED_VERSIONS else SPEC_VERSION
             answer = {"cniVersion": version, "supportedVersions": list(SUPPORTED_VERSIONS)}
             json.dump(answer, stdout)
             return 0
@@ -308,6 +355,10 @@ def main(
             result = run(command, config, environ, Client(socket_path, timeout=REQUEST_TIMEOUT))
         except NsnetError as error:
             raise plugin_error(error, command, socket_path) from error
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            # An answer or a configuration shaped as nothing here expects: still the spec's
+            # error document, never a traceback.
+            raise PluginError(INVALID_CONFIG, f"cannot carry out {command}: {error!r}") from error
     except PluginError as error:
         json.dump(error_document(error, version), stdout)
         stdout.write("\n")

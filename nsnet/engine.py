@@ -157,8 +157,8 @@ def cni_request_problem(request: CniAttach) -> str | None:
 
 def ifname_rules_problem(ifname: str) -> str | None:
     """What the kernel refuses in an interface name, or None."""
-    if not 0 < len(ifname) <= IFNAMSIZ:
-        return f"interface name '{ifname}' must be 1 to {IFNAMSIZ} characters"
+    if not 0 < len(ifname.encode()) <= IFNAMSIZ:
+        return f"interface name '{ifname}' must be 1 to {IFNAMSIZ} bytes"
     if not valid_ifname(ifname):
         return (
             f"interface name {ifname!r} is not valid (no '/', ':', spaces or control "
@@ -454,7 +454,7 @@ class Engine:
         never touched.
         """
         for container in self.store.containers():
-            if container.cni_id and not namespace.is_network_namespace(container.netns_path):
+            if container.cni_id and self._cni_namespace_gone(container):
                 # The ruleset is rendered whole from the store below.
                 self._forget_cni_container(
                     container, "its namespace went while nsnetd was away", firewall=False
@@ -568,11 +568,11 @@ class Engine:
                     endpoint.host_ifname,
                 )
                 network = networks[endpoint.network_id]
+                default_route = self._holds_default_route(mine, endpoint) and not (
+                    container.cni_id and self._has_default_route(container)
+                )
                 self.drivers[network.driver].join(
-                    network,
-                    endpoint,
-                    container.netns_path,
-                    self._holds_default_route(mine, endpoint),
+                    network, endpoint, container.netns_path, default_route
                 )
             elif networks[endpoint.network_id].driver == "bridge":
                 # A bridge re-created above has no ports: plug the existing veth back in.
@@ -884,6 +884,8 @@ class Engine:
         choose a free port.
         """
         mine: dict[Binding, str] = {}  # this container's ports, as they get host ports
+        # The same, by (protocol, host port): a port given twice is found without a scan.
+        mine_by_port: dict[tuple[str, int], dict[Binding, str]] = {}
         published: set[Binding] | None = None  # every binding, read when a port is chosen
         sockets: dict[str, list[host_ports.Listener]] = {}  # per protocol, read once per create
 
@@ -916,9 +918,15 @@ class Engine:
                     host_sockets(port.protocol),
                 )
             elif port.host_port:
-                holders = dict(mine)
+                twins = mine_by_port.get((port.protocol, port.host_port), {})
+                if host_ports.port_holder(port.protocol, host_ip, port.host_port, twins, []):
+                    raise InvalidArgument(
+                        f"cannot publish port '{host_ip}:{port.host_port}/{port.protocol}': "
+                        "it is given twice"
+                    )
+                holders = {}
                 if self.firewall.bindings_on(port.protocol, port.host_port):
-                    holders.update(self._published(exclude=container.id))
+                    holders = self._published(exclude=container.id)
                 host_ports.check_host_port_free(
                     port.protocol, host_ip, port.host_port, holders, host_sockets(port.protocol)
                 )
@@ -933,6 +941,7 @@ class Engine:
             if published is not None:
                 published.add(binding)
             mine[binding] = container.name
+            mine_by_port.setdefault((port.protocol, port.host_port), {})[binding] = container.name
 
     def _update_dns(self, container: Container) -> None:
         """Refresh the container's names, DNS listener and resolv.conf/hosts files."""
@@ -1167,7 +1176,7 @@ class Engine:
             network,
             endpoint,
             container.netns_path,
-            self._wants_default_route(container.id, network, exclude=endpoint.id),
+            self._wants_default_route(container, network, exclude=endpoint.id),
         )
         log.info(
             "container %s: connected to network %s as %s (%s)",
@@ -1178,14 +1187,20 @@ class Engine:
         )
         return endpoint
 
-    def _wants_default_route(self, container_id: str, network: Network, exclude: str) -> bool:
-        """The first non-internal network a container joins gives it its default route."""
+    def _wants_default_route(self, container: Container, network: Network, exclude: str) -> bool:
+        """The first non-internal network a container joins gives it its default route.
+
+        In a CNI runtime's namespace, not when it has one already (another plugin's).
+        """
         if network.internal:
             return False
-        for endpoint in self.store.endpoints(container_id=container_id):
+        for endpoint in self.store.endpoints(container_id=container.id):
             if endpoint.id != exclude and endpoint.gateway is not None:
                 return False
-        return True
+        return not container.cni_id or not self._has_default_route(container)
+
+    def _has_default_route(self, container: Container) -> bool:
+        return self._sandbox_netlink(container.netns_path).default_route_link() is not None
 
     @staticmethod
     def _holds_default_route(endpoints: list[Endpoint], endpoint: Endpoint) -> bool:
@@ -1905,16 +1920,22 @@ class Engine:
         and 12 hex of its id, in state created, whose ``cni_id`` is the runtime's id. Its ports
         (portMappings) are published through that first network, as a Docker container's
         through the network it was created on; later attachments publish none. The namespace
-        stays the runtime's: nsnet adds and removes only its own interfaces there, and sets
-        ``lo`` up for the embedded DNS on a user-defined network. InvalidArgument for a bad
-        id, interface name, address or namespace and for a network other than a bridge one;
-        Conflict when the namespace has the interface already. A failed ADD leaves nothing.
+        stays the runtime's: nsnet adds and removes only its own interfaces there, adds the
+        default route only when it has none, and sets ``lo`` up for the embedded DNS on a
+        user-defined network. An ADD repeated for an interface it made already (a runtime
+        retrying after a lost answer) is answered with that interface. InvalidArgument for a
+        bad id, interface name, address or namespace (nsnetd's own, or an nsnet container's)
+        and for a network other than a bridge one; Conflict when the namespace has the
+        interface already. A failed ADD leaves nothing behind.
         """
         action = f"cannot attach CNI container '{request.runtime_id}'"
         if problem := cni_request_problem(request):
             raise InvalidArgument(f"{action}: {problem}")
         if not namespace.is_network_namespace(request.netns_path):
             raise InvalidArgument(f"{action}: '{request.netns_path}' is not a network namespace")
+        netns_inode = namespace.inode(request.netns_path)
+        if owner := self._namespace_owner(netns_inode, request.runtime_id):
+            raise InvalidArgument(f"{action}: '{request.netns_path}' is {owner}")
         network = self.get_network(request.network)
         action = f"{action} to network '{network.name}'"
         if network.driver != "bridge":
@@ -1927,24 +1948,37 @@ class Engine:
                 f"{action}: network-scoped alias is supported only for containers in user "
                 "defined networks"
             )
+        address = self._cni_address(request.ip_address, network, action)
+
         existing = self.store.container(cni_container_id(request.runtime_id))
-        if existing is not None and not namespace.is_network_namespace(existing.netns_path):
-            self._forget_cni_container(existing, "its namespace is gone, and a new ADD came")
-            existing = None
-        if existing is not None and namespace.inode(existing.netns_path) != namespace.inode(
-            request.netns_path
-        ):
+        if existing is not None:
+            if self._cni_namespace_gone(existing):
+                self._forget_cni_container(existing, "its namespace is gone, and a new ADD came")
+                existing = None
+            elif not self.store.endpoints(container_id=existing.id):
+                self._forget_cni_container(existing, "it had no attachment left")
+                existing = None
+        if existing is not None and existing.cni_netns_inode != netns_inode:
             raise Conflict(
                 f"{action}: it is attached already, with namespace '{existing.netns_path}'"
             )
-        container = existing or self._new_cni_container(request, network)
-        if existing is not None and request.ports:
-            log.info(
-                "container %s: ports are published through its first network %s only; those "
-                "of this attachment are left out",
-                container.name,
-                container.network_mode,
-            )
+        if existing is not None:
+            made = self._cni_endpoint(existing, request.ifname, network)
+            if made is not None:
+                log.info(
+                    "container %s: ADD of %s repeated; answering with what the first made",
+                    existing.name,
+                    request.ifname,
+                )
+                return existing, made
+            if request.ports:
+                log.info(
+                    "container %s: ports are published through its first network %s only; "
+                    "those of this attachment are left out",
+                    existing.name,
+                    existing.network_mode,
+                )
+        container = existing or self._new_cni_container(request, network, netns_inode)
 
         with self.store.transaction(), contextlib.ExitStack() as undo:
             if existing is None:
@@ -1958,7 +1992,7 @@ class Engine:
             endpoint = self._join(
                 network,
                 container,
-                request.ip_address,
+                address,
                 request.mac_address,
                 request.aliases,
                 ifname=request.ifname,
@@ -1977,7 +2011,9 @@ class Engine:
         self._update_dns(container)
         return container, endpoint
 
-    def _new_cni_container(self, request: CniAttach, network: Network) -> Container:
+    def _new_cni_container(
+        self, request: CniAttach, network: Network, netns_inode: int
+    ) -> Container:
         container_id = cni_container_id(request.runtime_id)
         default_host_ip = network.options.get(OPT_HOST_BINDING_IPV4) or "0.0.0.0"
         return Container(
@@ -1990,82 +2026,160 @@ class Engine:
                 port if port.host_ip else dataclasses.replace(port, host_ip=default_host_ip)
                 for port in request.ports
             ],
+            labels={CNI_ID_LABEL: request.runtime_id},  # for ps --filter label=...
             netns_path=request.netns_path,
             cni_id=request.runtime_id,
-            labels={CNI_ID_LABEL: request.runtime_id},  # for ps --filter label=...
+            cni_netns_inode=netns_inode,
+        )
+
+    @staticmethod
+    def _cni_address(text: str | None, network: Network, action: str) -> str | None:
+        """The address of the ips capability (ADDR or ADDR/PREFIX) without its prefix, which
+        must be the network's."""
+        if not text or "/" not in text:
+            return text
+        address, _, prefix = text.partition("/")
+        if prefix != str(network.ipam[0].subnet.prefixlen):
+            raise InvalidArgument(
+                f"{action}: address {text} does not fit: the network's subnet is "
+                f"{network.ipam[0].subnet}"
+            )
+        return address
+
+    def _namespace_owner(self, netns_inode: int, runtime_id: str) -> str | None:
+        """Whose a namespace is, if not the runtime's to attach: nsnetd's own, an overlay's,
+        or an nsnet container's (another runtime id's included)."""
+        if netns_inode == namespace.inode("/proc/thread-self/ns/net"):
+            return "the namespace nsnetd runs in"
+        for path in self.paths.overlay_dir.glob("*") if self.paths.overlay_dir.exists() else ():
+            with contextlib.suppress(OSError):
+                if namespace.inode(path) == netns_inode:
+                    return "an overlay network's own namespace"
+        for name, netns_path, cni_id, cni_inode in self.store.container_namespaces():
+            if cni_id == runtime_id:
+                continue
+            if cni_id:
+                same = cni_inode == netns_inode
+            else:
+                try:
+                    same = bool(netns_path) and namespace.inode(netns_path) == netns_inode
+                except OSError:
+                    same = False
+            if same:
+                return f"the namespace of nsnet container {name}"
+        return None
+
+    @staticmethod
+    def _cni_namespace_gone(container: Container) -> bool:
+        """Whether the runtime's namespace went (a new one at its path is not it)."""
+        try:
+            return (
+                not namespace.is_network_namespace(container.netns_path)
+                or namespace.inode(container.netns_path) != container.cni_netns_inode
+            )
+        except OSError:
+            return True
+
+    def _cni_endpoint(
+        self, container: Container, ifname: str, network: Network | None = None
+    ) -> Endpoint | None:
+        """The container's endpoint with interface ``ifname`` (on ``network``, if given)."""
+        return next(
+            (
+                each
+                for each in self.store.endpoints(container_id=container.id)
+                if each.container_ifname == ifname
+                and (network is None or each.network_id == network.id)
+            ),
+            None,
         )
 
     def cni_del(self, runtime_id: str, ifname: str) -> bool:
         """Detach a runtime container's interface ``ifname`` (CNI DEL); False if it had none.
 
         As the spec asks, a DEL of what is not there is no error, and the runtime's namespace
-        may be gone already. The last interface to go takes the container's record with it.
+        may be gone already. The last interface to go takes the container's record with it,
+        as does a DEL for a record left with no interface (``network disconnect``).
         """
         container = self.store.container(cni_container_id(runtime_id))
         if container is None or not container.cni_id:
             return False
-        endpoint = next(
-            (
-                each
-                for each in self.store.endpoints(container_id=container.id)
-                if each.container_ifname == ifname
-            ),
-            None,
-        )
-        if endpoint is None:
-            return False
-        namespace_gone = not namespace.is_network_namespace(container.netns_path)
-        self.disconnect(endpoint.network_id, container.id, force=True)
-        if namespace_gone:
-            # Unplugging could not enter it. If it only lost its mount (a process still holds
-            # it), the pair lives on: its host end goes now.
-            self._delete_own_link(endpoint.host_ifname, endpoint.id)
+        endpoint = self._cni_endpoint(container, ifname)
+        if endpoint is not None:
+            namespace_gone = self._cni_namespace_gone(container)
+            self.disconnect(endpoint.network_id, container.id, force=True)
+            if namespace_gone:
+                # Unplugging could not enter it. If it only lost its mount (a process still
+                # holds it), the pair lives on: its host end goes now.
+                self._delete_own_link(endpoint.host_ifname, endpoint.id)
         if not self.store.endpoints(container_id=container.id):
             self.remove_container(container.id, force=True)
-        return True
+        return endpoint is not None
 
-    def cni_check(self, runtime_id: str, ifname: str, network_ref: str) -> None:
-        """Raise unless the runtime container's ``ifname`` is on the network as made (CNI CHECK).
+    def cni_check(
+        self,
+        runtime_id: str,
+        ifname: str,
+        network_ref: str,
+        netns_path: str,
+        default_route: bool,
+    ) -> None:
+        """Raise unless the runtime container's ``ifname`` is on the network as made (CHECK).
 
-        NotFound when nsnet has no such attachment; Unavailable when the kernel lost part of
-        it: the namespace, either end of the pair, or the interface's address.
+        ``netns_path`` must be the namespace it was attached in, and ``default_route`` says
+        the runtime's previous result holds the default route through it. NotFound when nsnet
+        has no such attachment; Unavailable when it lost part of itself: the namespace, either
+        end of the pair or its place on the bridge, the interface being up, its address, the
+        default route.
         """
         network = self.get_network(network_ref)
         container = self.store.container(cni_container_id(runtime_id))
         if container is None or not container.cni_id:
             raise NotFound(f"CNI container '{runtime_id}' is not attached to any network")
-        endpoint = next(
-            (
-                each
-                for each in self.store.endpoints(network_id=network.id, container_id=container.id)
-                if each.container_ifname == ifname
-            ),
-            None,
-        )
+        endpoint = self._cni_endpoint(container, ifname, network)
         if endpoint is None:
             raise NotFound(
                 f"CNI container '{runtime_id}' has no interface {ifname} on network "
                 f"'{network.name}'"
             )
         problem = f"CNI container '{runtime_id}', interface {ifname} on network '{network.name}'"
-        if not namespace.is_network_namespace(container.netns_path):
+        if self._cni_namespace_gone(container):
             raise Unavailable(f"{problem}: namespace '{container.netns_path}' is gone")
-        if not self._endpoint_present(container, network, endpoint):
+        if not namespace.is_network_namespace(netns_path) or (
+            namespace.inode(netns_path) != container.cni_netns_inode
+        ):
             raise Unavailable(
-                f"{problem}: the interface or its host end {endpoint.host_ifname} is missing"
+                f"{problem}: it was attached in namespace '{container.netns_path}', not "
+                f"'{netns_path}'"
             )
         sandbox = self._sandbox_netlink(container.netns_path)
         index = sandbox.link_index(ifname)
+        if index is None:
+            raise Unavailable(f"{problem}: the interface is missing")
+        host_index = self.host.link_index(endpoint.host_ifname)
+        bridge_index = self.host.link_index(network.bridge_name)
+        if host_index is None:
+            raise Unavailable(f"{problem}: its host end {endpoint.host_ifname} is missing")
+        if self.host.link(host_index)["master"] != bridge_index:
+            raise Unavailable(
+                f"{problem}: its host end {endpoint.host_ifname} is off bridge "
+                f"{network.bridge_name}"
+            )
+        if not sandbox.link(index)["up"]:
+            raise Unavailable(f"{problem}: the interface is down")
         if (str(endpoint.address), endpoint.prefixlen) not in sandbox.addresses(index):
             raise Unavailable(
                 f"{problem}: it lost its address {endpoint.address}/{endpoint.prefixlen}"
             )
+        if default_route and sandbox.default_route_link() != index:
+            raise Unavailable(f"{problem}: the default route via {endpoint.gateway} is gone")
 
     def cni_gc(self, network_ref: str, valid: set[tuple[str, str]]) -> list[str]:
         """Detach every runtime interface on the network not in ``valid`` (CNI GC).
 
         ``valid`` holds (runtime container id, interface name) pairs, the attachments the
-        runtime still has; the detached ones are returned in the same form, as text.
+        runtime still has; the detached ones are returned as ``id/ifname``. Runtime records
+        left with no interface at all (``network disconnect``) go too.
         """
         network = self.get_network(network_ref)
         removed = []
@@ -2075,6 +2189,9 @@ class Engine:
                 self.cni_del(*attachment)
                 removed.append(f"{container.cni_id}/{endpoint.container_ifname}")
                 log.info("network %s: collected CNI attachment %s", network.name, removed[-1])
+        for container in self.store.containers():
+            if container.cni_id and not self.store.endpoints(container_id=container.id):
+                self.remove_container(container.id, force=True)
         return removed
 
     def cni_result(self, container: Container, endpoint: Endpoint) -> dict:
@@ -2096,8 +2213,8 @@ class Engine:
         routes = []
         if endpoint.gateway is not None:
             address["gateway"] = str(endpoint.gateway)
-            mine = self.store.endpoints(container_id=container.id)
-            if self._holds_default_route(mine, endpoint):
+            sandbox = self._sandbox_netlink(container.netns_path)
+            if sandbox.default_route_link() == sandbox.link_index(endpoint.container_ifname):
                 routes.append({"dst": "0.0.0.0/0", "gw": str(endpoint.gateway)})
         return {
             "cniVersion": "1.1.0",
@@ -2110,8 +2227,8 @@ class Engine:
     def _forget_cni_container(self, container: Container, why: str, firewall: bool = True) -> None:
         """Drop the records of a runtime container whose namespace went without a DEL.
 
-        Its interfaces went with the namespace; a host end left behind carries nsnet's mark
-        and no owner, and reconcile removes it. Its published ports are withdrawn unless not
+        Its interfaces went with the namespace, or go now: the sockets nsnet held in it are
+        closed and the host ends deleted. Its published ports are withdrawn unless not
         ``firewall`` (reconcile renders the ruleset afterwards).
         """
         log.warning(

@@ -169,6 +169,7 @@ class Container:
     # Set when a CNI runtime attached the container (CNI_CONTAINERID): the runtime owns its
     # network namespace (netns_path), its processes and its files; nsnet owns the endpoints.
     cni_id: str = ""
+    cni_netns_inode: int = 0  # that namespace's inode at the ADD: a new one at the path is not it
 
     @property
     def shares_namespace_of(self) -> str | None:
@@ -183,11 +184,11 @@ class CniAttach:
     """A CNI ADD: attach the runtime's namespace to a network as interface ``ifname``."""
 
     runtime_id: str  # CNI_CONTAINERID
-    netns_path: str  # CNI_NETNS
+    netns_path: str  # CNI_NETNS, as nsnetd opens it
     ifname: str  # CNI_IFNAME
     network: str  # an nsnet network name or id
     ports: list[PortBinding] = field(default_factory=list)  # the portMappings capability
-    ip_address: str | None = None  # the ips capability, or CNI_ARGS IP=
+    ip_address: str | None = None  # the ips capability (ADDR/PREFIX), or CNI_ARGS IP=
     mac_address: str | None = None  # the mac capability, or CNI_ARGS MAC=
     aliases: list[str] = field(default_factory=list)  # the aliases capability
 

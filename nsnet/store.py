@@ -221,6 +221,15 @@ class Store:
         )
         return [name for (name,) in rows]
 
+    def container_namespaces(self) -> list[tuple[str, str, str, int]]:
+        """Every container's (name, netns_path, cni_id, cni_netns_inode), read by SQLite."""
+        rows = self._execute(
+            "SELECT name, json_extract(document, '$.netns_path'),"
+            " json_extract(document, '$.cni_id'), json_extract(document, '$.cni_netns_inode')"
+            " FROM containers"
+        )
+        return [(name, path or "", cni_id or "", inode or 0) for name, path, cni_id, inode in rows]
+
     def container(self, container_id: str) -> Container | None:
         """The container whose full id is ``container_id``, or None."""
         row = self._execute("SELECT document FROM containers WHERE id = ?", (container_id,))

@@ -755,7 +755,14 @@ def add_nsnet_routes(app: FastAPI, runner: EngineRunner) -> None:
     @app.post("/nsnet/cni/check")
     async def cni_check(request: Request) -> Response:
         body = await read_body(request, schemas.CniCheckBody)
-        await runner.run(engine.cni_check, body.container_id, body.ifname, body.network)
+        await runner.run(
+            engine.cni_check,
+            body.container_id,
+            body.ifname,
+            body.network,
+            body.netns,
+            body.default_route,
+        )
         return Response(status_code=204)
 
     @app.post("/nsnet/cni/gc")

@@ -351,6 +351,8 @@ class CniAttachmentBody(DockerModel):
 
 class CniCheckBody(CniAttachmentBody):
     network: str = Field(alias="Network")
+    netns: str = Field(alias="Netns")
+    default_route: bool = Field(False, alias="DefaultRoute")  # the previous result holds it
 
 
 class CniGcBody(DockerModel):

@@ -89,10 +89,10 @@ class BridgeDriver:
                 + ", ".join(sorted(unknown))
             )
         bridge_name = request.options.get(OPT_BRIDGE_NAME)
-        if bridge_name is not None and not 0 < len(bridge_name) <= IFNAMSIZ:
+        if bridge_name is not None and not 0 < len(bridge_name.encode()) <= IFNAMSIZ:
             raise InvalidArgument(
                 f"cannot create network '{request.name}': bridge name '{bridge_name}' must be "
-                f"1 to {IFNAMSIZ} characters"
+                f"1 to {IFNAMSIZ} bytes"
             )
         if bridge_name is not None and not valid_ifname(bridge_name):
             raise InvalidArgument(

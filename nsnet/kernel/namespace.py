@@ -17,6 +17,7 @@ import errno
 import logging
 import os
 import re
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -273,27 +274,36 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
+def namespace_type(path: str | Path) -> int:
+    """The CLONE_NEW* type of the namespace file at ``path``; 0 when it is none.
+
+    Opened without blocking and checked for a regular file first: a FIFO or a device given as
+    a namespace must not hold the caller (the daemon's engine thread) in open().
+    """
+    import fcntl
+
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return 0
+        return fcntl.ioctl(descriptor, NS_GET_NSTYPE)  # succeeds only on namespace files
+    except OSError:
+        return 0
+    finally:
+        os.close(descriptor)
+
+
 def is_mounted_namespace(path: Path) -> bool:
     """True when ``path`` is a live namespace bind mount (an nsfs file)."""
-    try:
-        with open(path, "rb") as handle:
-            import fcntl
-
-            # NS_GET_NSTYPE succeeds only on namespace files.
-            return fcntl.ioctl(handle.fileno(), NS_GET_NSTYPE) > 0
-    except OSError:
-        return False
+    return namespace_type(path) > 0
 
 
 def is_network_namespace(path: str | Path) -> bool:
     """True when ``path`` names a live network namespace (a bind mount or /proc/PID/ns/net)."""
-    import fcntl
-
-    try:
-        with open(path, "rb") as handle:
-            return fcntl.ioctl(handle.fileno(), NS_GET_NSTYPE) == CLONE_NEWNET
-    except OSError:
-        return False
+    return namespace_type(path) == CLONE_NEWNET
 
 
 def inode(path: str | Path) -> int:

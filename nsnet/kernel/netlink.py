@@ -481,6 +481,19 @@ class Netlink:
                 routes.append((route.get_attr("RTA_DST") or "0.0.0.0", route["dst_len"]))
         return routes
 
+    def default_route_link(self) -> int | None:
+        """The link of the main table's IPv4 default route, or None when there is none."""
+        message = rtmsg()
+        message["family"] = AF_INET
+        with netlink_errors("list routes"):
+            replies = self.request(message, RTM_GETROUTE, NLM_F_DUMP)
+        for reply in replies:
+            route = _decode(rtmsg, reply)
+            main = route["table"] == RT_TABLE_MAIN or route.get_attr("RTA_TABLE") == RT_TABLE_MAIN
+            if main and route["dst_len"] == 0 and route["type"] == RTN_UNICAST:
+                return route.get_attr("RTA_OIF") or 0
+        return None
+
     def route_link(self, destination: IPv4Address) -> int | None:
         """The index of the link the kernel would send a packet to ``destination`` through."""
         message = rtmsg()

@@ -9,6 +9,7 @@ names in the embedded DNS, and that a refused call changes nothing.
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -189,19 +190,30 @@ def test_check_finds_an_attachment_that_lost_its_interface(
     check_conf = conf(prevResult=result)
     assert cni(web, "CHECK", check_conf, pod) == (0, None)
 
-    in_pod(pod, "ip", "addr", "flush", "dev", "eth0")
-    code, error = cni(web, "CHECK", check_conf, pod)
-    assert code == 1 and error["code"] == 101, error
-    assert "lost its address" in error["msg"], error
+    other = host.pool.create("other")
+    code, error = cni(web, "CHECK", check_conf, other)
+    assert code == 1 and error["code"] == 101 and "not '" in error["msg"], error
 
-    in_pod(pod, "ip", "link", "del", "eth0")
+    veth = result["interfaces"][1]["name"]
+    tampering = [
+        (("ip", "route", "del", "default"), "the default route via 10.50.0.1 is gone"),
+        (("ip", "addr", "flush", "dev", "eth0"), "lost its address"),
+        (("ip", "link", "set", "eth0", "down"), "the interface is down"),
+        (("ip", "link", "set", "eth0", "name", "eth9"), "the interface is missing"),
+    ]
+    web.exec_in_host("ip", "link", "set", veth, "nomaster")
     code, error = cni(web, "CHECK", check_conf, pod)
-    assert code == 1 and error["code"] == 101 and "missing" in error["msg"], error
+    assert code == 1 and error["code"] == 101 and "is off bridge" in error["msg"], error
+    web.exec_in_host("ip", "link", "set", veth, "master", result["interfaces"][0]["name"])
+    for argv, words in tampering:
+        in_pod(pod, *argv)
+        code, error = cni(web, "CHECK", check_conf, pod)
+        assert code == 1 and error["code"] == 101 and words in error["msg"], (argv, error)
 
     code, error = cni(web, "CHECK", check_conf, pod, container_id="never-added")
     assert code == 1 and error["code"] == 3, error
     assert cni(web, "DEL", conf(), pod) == (0, None)
-    assert attached(web) == {}
+    assert attached(web) == {} and host_veths(web) == []
 
 
 def test_gc_detaches_what_the_runtime_no_longer_has(web: Daemon, host: HostWithOutside) -> None:
@@ -246,6 +258,14 @@ def test_bad_calls_get_the_spec_codes_and_change_nothing(
     pod.run("ip", "link", "add", "taken0", "type", "veth", "peer", "name", "taken1")
     not_a_namespace = tmp_path / "plain-file"
     not_a_namespace.write_text("")
+    fifo = tmp_path / "fifo"  # opening one for reading would wait for a writer
+    os.mkfifo(fifo)
+    web.cli("create", "--name", "box", "--network", "web", "--", "true")
+    box_netns = json.loads(web.cli("inspect", "box").stdout)[0]["NetworkSettings"]["SandboxKey"]
+    twice = [
+        {"hostPort": 8080, "containerPort": 80},
+        {"hostPort": 8080, "containerPort": 81},
+    ]
     before = (attached(web), host_veths(web), web.cli("ps", "-a", "-q").stdout)
 
     cases = [
@@ -257,11 +277,20 @@ def test_bad_calls_get_the_spec_codes_and_change_nothing(
         ("ADD", conf("host"), pod, "eth0", "", 7, "only bridge networks"),
         ("ADD", conf(), not_a_namespace, "eth0", "", 7, "is not a network namespace"),
         ("ADD", conf(), pod, "a/b", "", 7, "not valid"),
-        ("ADD", conf(), pod, "sixteen-chars-xx", "", 7, "1 to 15 characters"),
+        ("ADD", conf(), pod, "sixteen-chars-xx", "", 7, "1 to 15 bytes"),
+        ("ADD", conf(), pod, "é" * 9, "", 7, "1 to 15 bytes"),
+        ("ADD", conf(), fifo, "eth0", "", 7, "is not a network namespace"),
+        ("ADD", conf(), "/proc/self/ns/uts", "eth0", "", 7, "is not a network namespace"),
+        ("ADD", conf(), "/proc/self/ns/net", "eth0", "", 7, "the namespace nsnetd runs in"),
+        ("ADD", conf(), box_netns, "eth0", "", 7, "the namespace of nsnet container box"),
+        ("ADD", conf(prevResult="garbage"), pod, "eth0", "", 7, "'prevResult' must be"),
+        ("ADD", conf(prevResult={"ips": 5}), pod, "eth0", "", 7, "prevResult.ips"),
         ("ADD", conf(), pod, "taken0", "", 100, "interface taken0 exists"),
         ("ADD", conf(), pod, "eth0", "K8S_POD_NAME=x", 4, "IgnoreUnknown"),
         ("ADD", conf(), pod, "eth0", "IP=10.99.0.5", 7, "10.99.0.5"),
         ("ADD", conf(), pod, "eth0", "MAC=01:00:00:00:00:01", 7, "multicast"),
+        ("ADD", conf(runtimeConfig={"ips": ["10.50.0.9/16"]}), pod, "eth0", "", 7, "does not fit"),
+        ("ADD", conf(runtimeConfig={"portMappings": twice}), pod, "eth0", "", 7, "given twice"),
         (
             "ADD",
             conf(runtimeConfig={"portMappings": [{"hostPort": 0, "containerPort": 80}]}),
@@ -275,12 +304,15 @@ def test_bad_calls_get_the_spec_codes_and_change_nothing(
         ("GC", conf(**{"cni.dev/valid-attachments": "all"}), None, "", "", 7, "must be a list"),
         ("FROB", conf(), pod, "eth0", "", 4, "CNI_COMMAND 'FROB'"),
         ("STATUS", conf("nosuch"), None, "", "", 50, "nosuch"),
+        ("STATUS", conf("host"), None, "", "", 50, "is a host network"),
     ]
     for command, config, netns, ifname, args, code, words in cases:
         exit_code, error = cni(web, command, config, netns, ifname=ifname, args=args)
         assert exit_code == 1 and error["code"] == code, (command, config, ifname, args, error)
         assert words in error["msg"], (command, config, ifname, args, error)
     assert (attached(web), host_veths(web), web.cli("ps", "-a", "-q").stdout) == before
+    code, answer = cni(web, "VERSION", '{"cniVersion": {"a": 1}}')
+    assert code == 0 and answer["cniVersion"] == "1.1.0", answer
     names = [link["ifname"] for link in json.loads(in_pod(pod, "ip", "-j", "link").stdout)]
     assert sorted(names) == ["lo", "taken0", "taken1"]
 
@@ -288,9 +320,10 @@ def test_bad_calls_get_the_spec_codes_and_change_nothing(
         web, "ADD", conf(), pod, args="IgnoreUnknown=1;K8S_POD_NAME=x;IP=10.50.0.77"
     )
     assert code == 0, result
-    assert list(attached(web).values()) == ["10.50.0.77/24"]
-    code, error = cni(web, "ADD", conf(), pod, container_id="pod-1", ifname="eth0")
-    assert code == 1 and error["code"] == 100, error  # a repeated ADD
+    web.restart()
+    assert attached(web)[record_name("pod-1")] == "10.50.0.77/24"
+    # A runtime that lost the answer (nsnetd restarted meanwhile) sends the same ADD again.
+    assert cni(web, "ADD", conf(), pod) == (0, result)
     assert cni(web, "DEL", conf(), pod) == (0, None)
 
 
@@ -341,3 +374,55 @@ def test_an_id_reused_after_its_namespace_went_replaces_the_stale_record(
     assert len(attached(web)) == 1
     assert cni(web, "DEL", conf(), second, "reused") == (0, None)
     assert attached(web) == {} and host_veths(web) == []
+
+
+def test_a_namespace_with_a_default_route_keeps_it(web: Daemon, host: HostWithOutside) -> None:
+    pod = host.pool.create("pod")  # as another plugin left it: eth0 with the default route
+    pod.run("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0")
+    pod.run("ip", "addr", "add", "203.0.113.10/24", "dev", "eth0")
+    pod.run("ip", "link", "set", "eth0", "up")
+    pod.run("ip", "link", "set", "peer0", "up")
+    pod.run("ip", "route", "add", "default", "via", "203.0.113.1")
+
+    code, result = cni(web, "ADD", conf(), pod, ifname="net1")
+    assert code == 0, result
+    assert result["routes"] == []
+    routes = json.loads(in_pod(pod, "ip", "-j", "route", "show", "default").stdout)
+    assert [(route["gateway"], route["dev"]) for route in routes] == [("203.0.113.1", "eth0")]
+    assert cni(web, "CHECK", conf(prevResult=result), pod, ifname="net1") == (0, None)
+    assert cni(web, "DEL", conf(), pod, ifname="net1") == (0, None)
+
+
+def test_a_namespace_made_again_at_the_same_path_is_a_new_one(
+    web: Daemon, host: HostWithOutside
+) -> None:
+    pod = host.pool.create("pod")
+    ports = {"portMappings": [{"hostPort": 8082, "containerPort": 80}]}
+    added(web, pod, "reborn", runtimeConfig=ports)
+    run(["ip", "netns", "delete", pod.name])
+    run(["ip", "netns", "add", pod.name])  # the pool still removes it at the end
+
+    result = added(web, pod, "reborn")
+    assert "its namespace is gone, and a new ADD came" in web.logs()
+    assert result["interfaces"][2]["sandbox"] == str(pod.path)
+    assert in_pod(pod, "ip", "link", "show", "eth0").returncode == 0
+    assert len(attached(web)) == 1
+    assert web.cli("port", record_name("reborn")).stdout.strip() == ""  # the old ADD's ports
+    assert len(host_veths(web)) == 1, host_veths(web)  # the old pair went with its namespace
+    assert cni(web, "DEL", conf(), pod, "reborn") == (0, None)
+
+
+def test_a_record_disconnected_from_its_last_network_goes(
+    web: Daemon, host: HostWithOutside
+) -> None:
+    pod = host.pool.create("pod")
+    ports = {"portMappings": [{"hostPort": 8083, "containerPort": 80}]}
+    added(web, pod, runtimeConfig=ports)
+    web.cli("network", "disconnect", "web", record_name("pod-1"))
+    assert record_name("pod-1") in web.cli("ps", "-a").stdout
+
+    added(web, pod, runtimeConfig=ports)  # the record with no interface is made anew
+    assert web.cli("port", record_name("pod-1")).stdout.strip() == "80/tcp -> 0.0.0.0:8083"
+    web.cli("network", "disconnect", "web", record_name("pod-1"))
+    assert cni(web, "DEL", conf(), pod) == (0, None)
+    assert record_name("pod-1") not in web.cli("ps", "-a").stdout

@@ -6,6 +6,7 @@ tests/e2e/test_cni_plugin.py.
 
 import io
 import json
+import re
 
 import pytest
 
@@ -104,7 +105,7 @@ def test_the_attach_body_carries_the_capabilities() -> None:
         "IfName": "eth0",
         "Network": "web",
         "PortMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}],
-        "IP": "10.50.0.9",
+        "IP": "10.50.0.9/24",
         "MAC": "02:00:00:00:00:09",
         "Aliases": ["db", "primary"],
     }
@@ -153,3 +154,25 @@ def test_a_result_follows_the_configuration_version_and_the_chain_before_it() ->
 )
 def test_daemon_errors_become_the_spec_codes(error, command, code) -> None:
     assert cni.plugin_error(error, command, "/run/nsnet/nsnetd.sock").code == code
+
+
+def test_a_previous_result_is_checked_before_anything_is_made() -> None:
+    assert cni.previous_result({"name": "web"}) is None
+    assert cni.previous_result({"prevResult": RESULT}) == RESULT
+    for bad, words in [
+        ("garbage", "'prevResult' must be an object"),
+        ({"interfaces": 5}, "'prevResult.interfaces' must be a list of objects"),
+        ({"ips": [{"interface": "2"}]}, "'prevResult.ips[].interface' must be a number"),
+        ({"dns": []}, "'prevResult.dns' must be an object"),
+    ]:
+        with pytest.raises(cni.PluginError, match=re.escape(words)):
+            cni.previous_result({"prevResult": bad})
+
+
+def test_the_default_route_of_a_previous_result_is_found_by_interface() -> None:
+    assert cni.holds_default_route(RESULT, "eth0")
+    assert not cni.holds_default_route(RESULT, "net1")  # another interface's result
+    assert not cni.holds_default_route({**RESULT, "routes": []}, "eth0")
+    implied = {**RESULT, "routes": [{"dst": "0.0.0.0/0"}]}  # gw left to the ips' gateway
+    assert cni.holds_default_route(implied, "eth0")
+    assert not cni.holds_default_route(None, "eth0")
