@@ -468,29 +468,31 @@ class Netlink:
         with netlink_errors(f"add default route via {gateway}"):
             self.request(message, RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
 
+    def _main_routes(self) -> list:
+        """The main table's IPv4 routes, decoded."""
+        message = rtmsg()
+        message["family"] = AF_INET
+        with netlink_errors("list routes"):
+            replies = self.request(message, RTM_GETROUTE, NLM_F_DUMP)
+        routes = [_decode(rtmsg, reply) for reply in replies]
+        return [
+            route
+            for route in routes
+            if route["table"] == RT_TABLE_MAIN or route.get_attr("RTA_TABLE") == RT_TABLE_MAIN
+        ]
+
     def ipv4_routes(self) -> list[tuple[str, int]]:
         """Destinations (address, prefix length) of the main table's IPv4 routes."""
-        message = rtmsg()
-        message["family"] = AF_INET
-        with netlink_errors("list routes"):
-            replies = self.request(message, RTM_GETROUTE, NLM_F_DUMP)
-        routes = []
-        for reply in replies:
-            route = _decode(rtmsg, reply)
-            if route["table"] == RT_TABLE_MAIN or route.get_attr("RTA_TABLE") == RT_TABLE_MAIN:
-                routes.append((route.get_attr("RTA_DST") or "0.0.0.0", route["dst_len"]))
-        return routes
+        return [
+            (route.get_attr("RTA_DST") or "0.0.0.0", route["dst_len"])
+            for route in self._main_routes()
+        ]
 
     def default_route_link(self) -> int | None:
-        """The link of the main table's IPv4 default route, or None when there is none."""
-        message = rtmsg()
-        message["family"] = AF_INET
-        with netlink_errors("list routes"):
-            replies = self.request(message, RTM_GETROUTE, NLM_F_DUMP)
-        for reply in replies:
-            route = _decode(rtmsg, reply)
-            main = route["table"] == RT_TABLE_MAIN or route.get_attr("RTA_TABLE") == RT_TABLE_MAIN
-            if main and route["dst_len"] == 0 and route["type"] == RTN_UNICAST:
+        """The link of the main table's IPv4 default route (0 for a multipath one), or None
+        when there is none."""
+        for route in self._main_routes():
+            if route["dst_len"] == 0 and route["type"] == RTN_UNICAST:
                 return route.get_attr("RTA_OIF") or 0
         return None
 
