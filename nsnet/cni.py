@@ -147,6 +147,7 @@ def attach_body(config: dict, environment: dict[str, str], args: dict[str, str])
         "Netns": environment["CNI_NETNS"],
         "IfName": environment["CNI_IFNAME"],
         "Network": network,
+        "CniNetwork": config["name"],
         "PortMappings": runtime.get("portMappings") or [],
     }
     address = args.get("IP") or single_address(runtime.get("ips"))
@@ -208,8 +209,9 @@ def holds_default_route(previous: dict | None, ifname: str) -> bool:
     gateways = {
         ip.get("gateway") for ip in previous.get("ips", []) if ip.get("interface") in ours
     } - {None}
-    return bool(gateways) and any(
-        route.get("dst") == "0.0.0.0/0" and route.get("gw", next(iter(gateways))) in gateways
+    # nsnet's results name the gateway; a route without one is another plugin's.
+    return any(
+        route.get("dst") == "0.0.0.0/0" and route.get("gw") in gateways
         for route in previous.get("routes", [])
     )
 
@@ -277,8 +279,13 @@ def run(command: str, config: dict, environ: Mapping[str, str], client: Client) 
         result = client.post("/nsnet/cni/add", attach_body(config, environment, args))
         return converted_result(result, config["cniVersion"], previous)
     if command == "DEL":
-        attachment = {"ContainerID": environment["CNI_CONTAINERID"]}
-        client.post("/nsnet/cni/del", {**attachment, "IfName": environment["CNI_IFNAME"]})
+        attachment = {
+            "ContainerID": environment["CNI_CONTAINERID"],
+            "IfName": environment["CNI_IFNAME"],
+            "Network": network,
+            "CniNetwork": config["name"],
+        }
+        client.post("/nsnet/cni/del", attachment)
         return None
     if command == "CHECK":
         previous = previous_result(config)
@@ -306,7 +313,10 @@ def run(command: str, config: dict, environ: Mapping[str, str], client: Client) 
         attachments = [
             {"ContainerID": each["containerID"], "IfName": each["ifname"]} for each in valid
         ]
-        client.post("/nsnet/cni/gc", {"Network": network, "ValidAttachments": attachments})
+        client.post(
+            "/nsnet/cni/gc",
+            {"Network": network, "CniNetwork": config["name"], "ValidAttachments": attachments},
+        )
         return None
     # STATUS: ready when nsnetd answers and has the network, a bridge one.
     driver = client.get(f"/networks/{quote_ref(network)}").get("Driver")

@@ -82,6 +82,7 @@ ALIAS_PATTERN = NETWORK_NAME_PATTERN
 ALIAS_LIMIT = 253  # the longest name DNS carries
 NETWORK_NAME_LIMIT = 128
 MAC_PATTERN = re.compile(r"([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}")
+CNI_NAMESPACE_CHECK = 2.0  # seconds between looks for runtime namespaces gone without a DEL
 CNI_ID_LABEL = "nsnet.cni.container-id"  # on a CNI runtime's container: the runtime's id
 # The CNI spec's container ids: alphanumerics, '_', '.' and '-'.
 CNI_ID_PATTERN = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*")
@@ -295,7 +296,10 @@ class Engine:
         self.warnings: list[str] = []  # shown by `nsnet info`
         self._foreign_drop: str | None = None  # the last foreign forward-drop warning logged
         self.sandboxes = Sandboxes(self.paths)
-        self._handles: OrderedDict[str, Netlink] = OrderedDict()
+        # netns path -> (the namespace's inode when opened, a netlink handle inside it)
+        self._handles: OrderedDict[str, tuple[int, Netlink]] = OrderedDict()
+        self._cni_present = False  # whether any CNI runtime's container may be recorded
+        self._next_cni_check = 0.0
         self._children: dict[int, str] = {}  # pid -> container id, for processes we started
         # Their Popen objects, kept until we have waited for them: a Popen that is garbage
         # collected waits for its child itself, and the exit status would be lost to reap().
@@ -385,7 +389,7 @@ class Engine:
         if self.reaper is not None:
             self.reaper.close()  # finishes the deletions already handed over
             self.reaper = None
-        for handle in self._handles.values():
+        for _, handle in self._handles.values():
             handle.close()
         self._handles.clear()
         if self.host is not None:
@@ -399,19 +403,30 @@ class Engine:
             self.store = None
 
     def _sandbox_netlink(self, netns_path: str) -> Netlink:
-        """A cached netlink handle inside a sandbox (opening one costs milliseconds)."""
-        handle = self._handles.pop(netns_path, None)
+        """A cached netlink handle inside a sandbox (opening one costs milliseconds).
+
+        A handle whose namespace is no longer the one at the path (a runtime made a new one
+        there) is not reused.
+        """
+        try:
+            current = namespace.inode(netns_path)
+        except OSError:
+            current = 0  # gone: opening says so, in the netlink layer's words
+        inode, handle = self._handles.pop(netns_path, (0, None))
+        if handle is not None and inode != current:
+            handle.close()
+            handle = None
         if handle is None:
             handle = Netlink.open(netns_path)
-        self._handles[netns_path] = handle
+        self._handles[netns_path] = (current, handle)
         while len(self._handles) > SANDBOX_HANDLES:
-            _, oldest = self._handles.popitem(last=False)
+            _, (_, oldest) = self._handles.popitem(last=False)
             oldest.close()
         return handle
 
     def _forget_sandbox_netlink(self, netns_path: str) -> None:
         # An open netlink socket keeps its namespace, and the veth in it, alive.
-        handle = self._handles.pop(netns_path, None)
+        _, handle = self._handles.pop(netns_path, (0, None))
         if handle is not None:
             handle.close()
 
@@ -494,7 +509,21 @@ class Engine:
         # network namespace, re-created here if lost.
         rebuilt: set[str] = set()
         for container in sorted(containers.values(), key=lambda c: bool(c.shares_namespace_of)):
-            self._reconcile_container(container, networks, endpoints, rebuilt)
+            try:
+                self._reconcile_container(container, networks, endpoints, rebuilt)
+            except NsnetError as error:
+                if not container.cni_id:
+                    raise
+                # A runtime's namespace is not nsnet's to fix: what it cannot restore there
+                # must not keep the daemon from starting.
+                self._forget_cni_container(
+                    container, f"its attachments cannot be restored ({error})", firewall=False
+                )
+                continue
+            if container.cni_id:
+                if self.store.container(container.id) is None:
+                    continue  # its last interface was gone
+                self._cni_present = True
             self._update_dns(container)
 
         # The tables are rendered whole from the store: a restart, or a ruleset flushed while
@@ -561,7 +590,12 @@ class Engine:
             self._reconcile_mount_namespace(container, container.id in rebuilt)
         mine = [endpoint for endpoint in endpoints if endpoint.container_id == container.id]
         for endpoint in mine:
-            if not self._endpoint_present(container, networks[endpoint.network_id], endpoint):
+            present = self._endpoint_present(container, networks[endpoint.network_id], endpoint)
+            if not present and container.cni_id:
+                # nsnet adds nothing to a runtime's namespace unasked: the attachment is gone.
+                self._forget_cni_endpoint(container, networks[endpoint.network_id], endpoint)
+                continue
+            if not present:
                 log.warning(
                     "container %s: veth %s missing; re-creating it",
                     container.name,
@@ -1107,6 +1141,7 @@ class Engine:
         mac_address: str | None,
         aliases: list[str] | None,
         ifname: str | None = None,
+        cni_network: str = "",
     ) -> Endpoint:
         """Allocate, record and plug one endpoint; the caller owns the store transaction.
 
@@ -1167,6 +1202,7 @@ class Engine:
             gateway=None if network.internal else config.gateway,
             aliases=list(aliases or []),
             static_address=bool(ip_address),
+            cni_network=cni_network,
         )
         self.store.allocate(network.id, address, endpoint.id)
         self.store.put_endpoint(endpoint)
@@ -1707,6 +1743,7 @@ class Engine:
         changes that need the local store are applied here too.
         """
         self._cluster_tick()
+        self._forget_vanished_cni_containers()
         ended: dict[str, int] = {}
         while self._children:
             try:
@@ -1971,7 +2008,7 @@ class Engine:
                     request.ifname,
                 )
                 return existing, made
-            if request.ports:
+            if request.ports and network.name != existing.network_mode:
                 log.info(
                     "container %s: ports are published through its first network %s only; "
                     "those of this attachment are left out",
@@ -1979,6 +2016,10 @@ class Engine:
                     existing.network_mode,
                 )
         container = existing or self._new_cni_container(request, network, netns_inode)
+        # Back on its first network (a DEL took it off): its ports come back, as at connect.
+        republishes = (
+            existing is not None and network.name == container.network_mode and container.ports
+        )
 
         with self.store.transaction(), contextlib.ExitStack() as undo:
             if existing is None:
@@ -1989,6 +2030,8 @@ class Engine:
                 raise Conflict(
                     f"{action}: interface {request.ifname} exists in '{container.netns_path}'"
                 )
+            if republishes:
+                self._choose_host_ports(container)  # only checks: each has its host port
             endpoint = self._join(
                 network,
                 container,
@@ -1996,11 +2039,13 @@ class Engine:
                 request.mac_address,
                 request.aliases,
                 ifname=request.ifname,
+                cni_network=request.cni_network,
             )
             undo.callback(self._undo_join, network, container, endpoint)
-            if existing is None and container.ports:
-                self._choose_host_ports(container)
-                self.store.put_container(container)
+            if (existing is None or republishes) and container.ports:
+                if existing is None:
+                    self._choose_host_ports(container)
+                    self.store.put_container(container)
                 bindings = self._bindings_of(container, endpoint)
                 self.firewall.add_bindings(bindings)
                 undo.callback(self.firewall.remove_bindings, bindings)
@@ -2008,6 +2053,7 @@ class Engine:
                 sandbox.set_up("lo")  # the embedded DNS listens on 127.0.0.11
             self.paths.container_dir(container.id).mkdir(mode=0o700, exist_ok=True)
             undo.pop_all()
+        self._cni_present = True
         self._update_dns(container)
         return container, endpoint
 
@@ -2094,17 +2140,29 @@ class Engine:
             None,
         )
 
-    def cni_del(self, runtime_id: str, ifname: str) -> bool:
-        """Detach a runtime container's interface ``ifname`` (CNI DEL); False if it had none.
+    def cni_del(
+        self, runtime_id: str, ifname: str, network_ref: str, cni_network: str = ""
+    ) -> bool:
+        """Detach a runtime container's interface ``ifname`` from a network (CNI DEL); False
+        if there was no such attachment.
 
-        As the spec asks, a DEL of what is not there is no error, and the runtime's namespace
-        may be gone already. The last interface to go takes the container's record with it,
-        as does a DEL for a record left with no interface (``network disconnect``).
+        Only the attachment of that network (and, when given, made for CNI network
+        ``cni_network``): a DEL for another one the interface name was refused on (a runtime
+        cleaning up a failed ADD) must leave it alone. As the spec asks, a DEL of what is not
+        there is no error, and the runtime's namespace may be gone already. The last interface
+        to go takes the container's record with it, as does a DEL for a record left with no
+        interface (``network disconnect``).
         """
         container = self.store.container(cni_container_id(runtime_id))
         if container is None or not container.cni_id:
             return False
-        endpoint = self._cni_endpoint(container, ifname)
+        try:
+            network = self.get_network(network_ref)
+        except NotFound:
+            network = None  # no attachment can be on it
+        endpoint = self._cni_endpoint(container, ifname, network) if network else None
+        if endpoint is not None and cni_network and endpoint.cni_network not in ("", cni_network):
+            endpoint = None
         if endpoint is not None:
             namespace_gone = self._cni_namespace_gone(container)
             self.disconnect(endpoint.network_id, container.id, force=True)
@@ -2174,19 +2232,24 @@ class Engine:
         if default_route and sandbox.default_route_link() != index:
             raise Unavailable(f"{problem}: the default route via {endpoint.gateway} is gone")
 
-    def cni_gc(self, network_ref: str, valid: set[tuple[str, str]]) -> list[str]:
+    def cni_gc(
+        self, network_ref: str, valid: set[tuple[str, str]], cni_network: str = ""
+    ) -> list[str]:
         """Detach every runtime interface on the network not in ``valid`` (CNI GC).
 
         ``valid`` holds (runtime container id, interface name) pairs, the attachments the
-        runtime still has; the detached ones are returned as ``id/ifname``. Runtime records
-        left with no interface at all (``network disconnect``) go too.
+        runtime still has for CNI network ``cni_network`` (the configuration's name): those
+        made for another CNI network on the same nsnet network are not its to collect. The
+        detached ones are returned as ``id/ifname``. Runtime records left with no interface
+        at all (``network disconnect``) go too.
         """
         network = self.get_network(network_ref)
         removed = []
         for container, endpoint in self.network_endpoints(network.id):
             attachment = (container.cni_id, endpoint.container_ifname)
-            if container.cni_id and attachment not in valid:
-                self.cni_del(*attachment)
+            ours = not cni_network or endpoint.cni_network in ("", cni_network)
+            if container.cni_id and ours and attachment not in valid:
+                self.cni_del(*attachment, network.id)
                 removed.append(f"{container.cni_id}/{endpoint.container_ifname}")
                 log.info("network %s: collected CNI attachment %s", network.name, removed[-1])
         for container in self.store.containers():
@@ -2250,6 +2313,41 @@ class Engine:
             self._delete_own_link(endpoint.host_ifname, endpoint.id)
         with contextlib.suppress(OSError):
             self._remove_container_files(container.id)
+
+    def _forget_cni_endpoint(
+        self, container: Container, network: Network, endpoint: Endpoint
+    ) -> None:
+        """Drop the record of a runtime interface that is gone (reconcile found it missing),
+        and the container's record with its last one."""
+        log.warning(
+            "CNI container %s (%s): interface %s is gone; forgetting it",
+            container.cni_id,
+            container.name,
+            endpoint.container_ifname,
+        )
+        with self.store.transaction():
+            self._forget_endpoint(network, endpoint)
+            if not self.store.endpoints(container_id=container.id):
+                self.store.delete_container(container.id)
+        self._delete_own_link(endpoint.host_ifname, endpoint.id)
+
+    def _forget_vanished_cni_containers(self) -> None:
+        """Every ``CNI_NAMESPACE_CHECK`` seconds: forget runtime containers whose namespace
+        went without a DEL. nsnet's sockets in it (netlink, the DNS listener) would keep it,
+        its address and its published ports alive otherwise."""
+        now = time.monotonic()
+        if not self._cni_present or now < self._next_cni_check:
+            return
+        self._next_cni_check = now + CNI_NAMESPACE_CHECK
+        runtime_ids = [row[2] for row in self.store.container_namespaces() if row[2]]
+        self._cni_present = bool(runtime_ids)
+        for runtime_id in runtime_ids:
+            container = self.store.container(cni_container_id(runtime_id))
+            if container is not None and self._cni_namespace_gone(container):
+                try:
+                    self._forget_cni_container(container, "its namespace went without a DEL")
+                except NsnetError as error:
+                    log.warning("CNI container %s: cannot forget it yet: %s", runtime_id, error)
 
     # Overlay networks across hosts (the cluster store, the gateway bridge)
 

@@ -130,6 +130,7 @@ class Endpoint:
     gateway: IPv4Address | None
     aliases: list[str] = field(default_factory=list)
     static_address: bool = False  # pinned with --ip: never handed out while this exists
+    cni_network: str = ""  # the CNI network (configuration name) a runtime's ADD made it for
 
 
 @dataclass
@@ -191,6 +192,7 @@ class CniAttach:
     ip_address: str | None = None  # the ips capability (ADDR/PREFIX), or CNI_ARGS IP=
     mac_address: str | None = None  # the mac capability, or CNI_ARGS MAC=
     aliases: list[str] = field(default_factory=list)  # the aliases capability
+    cni_network: str = ""  # the configuration's name (DEL and GC are scoped by it)
 
 
 @dataclass

@@ -748,8 +748,10 @@ def add_nsnet_routes(app: FastAPI, runner: EngineRunner) -> None:
 
     @app.post("/nsnet/cni/del")
     async def cni_del(request: Request) -> JSONResponse:
-        body = await read_body(request, schemas.CniAttachmentBody)
-        deleted = await runner.run(engine.cni_del, body.container_id, body.ifname)
+        body = await read_body(request, schemas.CniDelBody)
+        deleted = await runner.run(
+            engine.cni_del, body.container_id, body.ifname, body.network, body.cni_network
+        )
         return json_response({"Deleted": deleted})
 
     @app.post("/nsnet/cni/check")
@@ -769,5 +771,5 @@ def add_nsnet_routes(app: FastAPI, runner: EngineRunner) -> None:
     async def cni_gc(request: Request) -> JSONResponse:
         body = await read_body(request, schemas.CniGcBody)
         valid = {(each.container_id, each.ifname) for each in body.valid}
-        removed = await runner.run(engine.cni_gc, body.network, valid)
+        removed = await runner.run(engine.cni_gc, body.network, valid, body.cni_network)
         return json_response({"Removed": removed})

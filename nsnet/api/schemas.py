@@ -330,6 +330,7 @@ class CniAddBody(DockerModel):
     ip: str | None = Field(None, alias="IP")
     mac: str | None = Field(None, alias="MAC")
     aliases: list[str] = Field(default_factory=list, alias="Aliases")
+    cni_network: str = Field("", alias="CniNetwork")
 
     def to_request(self) -> CniAttach:
         return CniAttach(
@@ -341,12 +342,18 @@ class CniAddBody(DockerModel):
             ip_address=self.ip or None,
             mac_address=self.mac or None,
             aliases=list(self.aliases),
+            cni_network=self.cni_network,
         )
 
 
 class CniAttachmentBody(DockerModel):
     container_id: str = Field(alias="ContainerID")
     ifname: str = Field(alias="IfName")
+
+
+class CniDelBody(CniAttachmentBody):
+    network: str = Field(alias="Network")
+    cni_network: str = Field("", alias="CniNetwork")
 
 
 class CniCheckBody(CniAttachmentBody):
@@ -357,6 +364,7 @@ class CniCheckBody(CniAttachmentBody):
 
 class CniGcBody(DockerModel):
     network: str = Field(alias="Network")
+    cni_network: str = Field("", alias="CniNetwork")
     valid: list[CniAttachmentBody] = Field(default_factory=list, alias="ValidAttachments")
 
 

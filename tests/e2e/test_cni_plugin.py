@@ -58,8 +58,25 @@ def record_name(runtime_id: str) -> str:
     return "cni-" + hashlib.sha256(f"cni:{runtime_id}".encode()).hexdigest()[:12]
 
 
-def conf(network: str = "web", version: str = "1.1.0", **more) -> dict:
-    return {"cniVersion": version, "name": network, "type": "nsnet-cni", **more}
+def forgotten_for_its_namespace(daemon: Daemon) -> bool:
+    """Whether nsnetd forgot a runtime container for its namespace: at an ADD, or in between."""
+    logs = daemon.logs()
+    return "its namespace is gone, and a new ADD came" in logs or (
+        "its namespace went without a DEL" in logs
+    )
+
+
+def wait_until(condition, what: str, timeout: float = SERVE_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.1)
+
+
+def conf(name: str = "web", version: str = "1.1.0", **more) -> dict:
+    """A network configuration for CNI network ``name`` (the nsnet network of that name,
+    unless ``network=`` names another)."""
+    return {"cniVersion": version, "name": name, "type": "nsnet-cni", **more}
 
 
 def added(daemon: Daemon, pod: Namespace, container_id: str = "pod-1", **more) -> dict:
@@ -370,7 +387,7 @@ def test_an_id_reused_after_its_namespace_went_replaces_the_stale_record(
             break
         time.sleep(0.1)
     assert code == 0, result
-    assert "its namespace is gone, and a new ADD came" in web.logs()
+    assert forgotten_for_its_namespace(web), web.logs()
     assert len(attached(web)) == 1
     assert cni(web, "DEL", conf(), second, "reused") == (0, None)
     assert attached(web) == {} and host_veths(web) == []
@@ -403,7 +420,7 @@ def test_a_namespace_made_again_at_the_same_path_is_a_new_one(
     run(["ip", "netns", "add", pod.name])  # the pool still removes it at the end
 
     result = added(web, pod, "reborn")
-    assert "its namespace is gone, and a new ADD came" in web.logs()
+    assert forgotten_for_its_namespace(web), web.logs()
     assert result["interfaces"][2]["sandbox"] == str(pod.path)
     assert in_pod(pod, "ip", "link", "show", "eth0").returncode == 0
     assert len(attached(web)) == 1
@@ -426,3 +443,97 @@ def test_a_record_disconnected_from_its_last_network_goes(
     web.cli("network", "disconnect", "web", record_name("pod-1"))
     assert cni(web, "DEL", conf(), pod) == (0, None)
     assert record_name("pod-1") not in web.cli("ps", "-a").stdout
+
+
+def test_a_del_for_another_network_leaves_the_attachment_alone(
+    web: Daemon, host: HostWithOutside
+) -> None:
+    web.cli("network", "create", "--subnet", "10.51.0.0/24", "back")
+    pod = host.pool.create("pod")
+    result = added(web, pod)
+    code, error = cni(web, "ADD", conf("back"), pod)  # eth0 is web's
+    assert code == 1 and error["code"] == 100, error
+    assert cni(web, "DEL", conf("back"), pod) == (0, None)  # the runtime cleans up its failure
+    assert attached(web) == {record_name("pod-1"): result["ips"][0]["address"]}
+    assert cni(web, "CHECK", conf(prevResult=result), pod) == (0, None)
+    assert cni(web, "DEL", conf(), pod) == (0, None)
+
+
+def test_del_leaves_an_interface_it_did_not_make(web: Daemon, host: HostWithOutside) -> None:
+    pod = host.pool.create("pod")
+    added(web, pod)
+    pod.run("ip", "link", "del", "eth0")  # the runtime's own eth0 takes the name
+    pod.run("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "mine0")
+    pod.run("ip", "addr", "add", "203.0.113.7/24", "dev", "eth0")
+    pod.run("ip", "link", "set", "eth0", "up")
+
+    assert cni(web, "DEL", conf(), pod) == (0, None)
+    link = json.loads(in_pod(pod, "ip", "-j", "addr", "show", "eth0").stdout)[0]
+    assert "UP" in link["flags"], link
+    assert [a["local"] for a in link["addr_info"] if a["family"] == "inet"] == ["203.0.113.7"]
+    assert attached(web) == {} and host_veths(web) == []
+
+
+def test_gc_collects_only_its_own_cni_networks_attachments(
+    web: Daemon, host: HostWithOutside
+) -> None:
+    first, second = host.pool.create("first"), host.pool.create("second")
+    added(web, first, "a")  # CNI network web
+    code, result = cni(web, "ADD", conf("other-name", network="web"), second, "b")
+    assert code == 0, result
+    gc = conf("other-name", network="web", **{"cni.dev/valid-attachments": []})
+    assert cni(web, "GC", gc) == (0, None)
+    assert list(attached(web)) == [record_name("a")]
+    assert cni(web, "DEL", conf(), first, "a") == (0, None)
+
+
+def test_a_namespace_gone_without_del_is_forgotten_within_seconds(
+    web: Daemon, host: HostWithOutside
+) -> None:
+    pod = host.pool.create("pod")
+    ports = {"portMappings": [{"hostPort": 8084, "containerPort": 80}]}
+    added(web, pod, "vanishing", runtimeConfig=ports)
+    run(["ip", "netns", "delete", pod.name])  # nsnet's own sockets would keep it alive
+
+    wait_until(lambda: attached(web) == {}, "the record goes")
+    assert "its namespace went without a DEL" in web.logs()
+    wait_until(lambda: host_veths(web) == [], "its veth goes")
+    assert "8084" not in web.exec_in_host("nft", "list", "table", "inet", "nsnet").stdout
+    run(["ip", "netns", "add", pod.name])  # a new pod at the same path, under a new id
+    added(web, pod, "newcomer")
+    assert cni(web, "DEL", conf(), pod, "newcomer") == (0, None)
+
+
+def test_nsnetd_starts_when_a_pod_took_its_interface_name(
+    web: Daemon, host: HostWithOutside
+) -> None:
+    pod, other = host.pool.create("pod"), host.pool.create("other")
+    added(web, pod)
+    added(web, other, "other-1")
+    web.stop()
+    pod.run("ip", "link", "del", "eth0")  # deleting it took nsnet's host end too
+    pod.run("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "mine0")
+
+    web.start()
+    assert list(attached(web)) == [record_name("other-1")]
+    assert "interface eth0 is gone; forgetting it" in web.logs()
+    assert in_pod(pod, "ip", "link", "show", "mine0").returncode == 0  # untouched
+    assert cni(web, "DEL", conf(), pod) == (0, None)
+    assert cni(web, "DEL", conf(), other, "other-1") == (0, None)
+
+
+def test_ports_come_back_with_the_first_network(web: Daemon, host: HostWithOutside) -> None:
+    web.cli("network", "create", "--subnet", "10.51.0.0/24", "back")
+    pod = host.pool.create("pod")
+    ports = {"portMappings": [{"hostPort": 8085, "containerPort": 80}]}
+    added(web, pod, runtimeConfig=ports)
+    code, result = cni(web, "ADD", conf("back"), pod, ifname="net1")
+    assert code == 0, result
+    serve_once(pod, 80)
+    assert cni(web, "DEL", conf(), pod) == (0, None)  # off its first network: unpublished
+    assert fetch(host.outside, host.host_address, 8085).startswith("no answer")
+
+    added(web, pod, runtimeConfig=ports)
+    assert fetch(host.outside, host.host_address, 8085) == "hello from the pod"
+    assert cni(web, "DEL", conf(), pod) == (0, None)
+    assert cni(web, "DEL", conf("back"), pod, ifname="net1") == (0, None)

@@ -104,6 +104,7 @@ def test_the_attach_body_carries_the_capabilities() -> None:
         "Netns": "/run/netns/p",
         "IfName": "eth0",
         "Network": "web",
+        "CniNetwork": "cni-web",
         "PortMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}],
         "IP": "10.50.0.9/24",
         "MAC": "02:00:00:00:00:09",
@@ -173,6 +174,6 @@ def test_the_default_route_of_a_previous_result_is_found_by_interface() -> None:
     assert cni.holds_default_route(RESULT, "eth0")
     assert not cni.holds_default_route(RESULT, "net1")  # another interface's result
     assert not cni.holds_default_route({**RESULT, "routes": []}, "eth0")
-    implied = {**RESULT, "routes": [{"dst": "0.0.0.0/0"}]}  # gw left to the ips' gateway
-    assert cni.holds_default_route(implied, "eth0")
+    implied = {**RESULT, "routes": [{"dst": "0.0.0.0/0"}]}  # another plugin's, say bridge's
+    assert not cni.holds_default_route(implied, "eth0")
     assert not cni.holds_default_route(None, "eth0")
