@@ -297,6 +297,7 @@ def run(command: str, config: dict, environ: Mapping[str, str], client: Client) 
                 "Network": network,
                 "Netns": environment["CNI_NETNS"],
                 "DefaultRoute": holds_default_route(previous, environment["CNI_IFNAME"]),
+                "CniNetwork": config["name"],
             },
         )
         return None

@@ -43,6 +43,7 @@ from nsnet.ipam import mac_from_address
 from nsnet.kernel import namespace
 from nsnet.kernel.netlink import (
     ALIAS_PREFIX,
+    LINK_GROUP,
     Netlink,
     owner_alias,
     read_sysctl,
@@ -485,6 +486,11 @@ class Engine:
                 if link["kind"] in ("bridge", "veth"):
                     log.warning("reconcile: removing leftover link %s", link["ifname"])
                     self.host.delete_link(link["ifname"])
+            elif not link["alias"] and link["group"] == LINK_GROUP and link["kind"] == "veth":
+                # Made, but not yet marked, when the daemon died: its peer may sit in a
+                # runtime's namespace, blocking the name a retried ADD needs.
+                log.warning("reconcile: removing half-made veth pair %s", link["ifname"])
+                self.host.delete_link(link["ifname"])
 
         for container_id, files in self.sandboxes.files().items():
             if container_id not in containers:
@@ -2001,6 +2007,16 @@ class Engine:
             )
         if existing is not None:
             made = self._cni_endpoint(existing, request.ifname, network)
+            if made is not None and (
+                (address and str(made.address) != address)
+                or (request.mac_address and made.mac_address != request.mac_address.lower())
+                or made.cni_network not in ("", request.cni_network or made.cni_network)
+            ):
+                raise Conflict(
+                    f"{action}: interface {request.ifname} is attached already, with address "
+                    f"{made.address} and MAC {made.mac_address}, for CNI network "
+                    f"'{made.cni_network}'"
+                )
             if made is not None:
                 log.info(
                     "container %s: ADD of %s repeated; answering with what the first made",
@@ -2181,6 +2197,7 @@ class Engine:
         network_ref: str,
         netns_path: str,
         default_route: bool,
+        cni_network: str = "",
     ) -> None:
         """Raise unless the runtime container's ``ifname`` is on the network as made (CHECK).
 
@@ -2195,10 +2212,12 @@ class Engine:
         if container is None or not container.cni_id:
             raise NotFound(f"CNI container '{runtime_id}' is not attached to any network")
         endpoint = self._cni_endpoint(container, ifname, network)
+        if endpoint is not None and cni_network and endpoint.cni_network not in ("", cni_network):
+            endpoint = None  # another CNI network's attachment
         if endpoint is None:
             raise NotFound(
                 f"CNI container '{runtime_id}' has no interface {ifname} on network "
-                f"'{network.name}'"
+                f"'{network.name}'" + (f" for CNI network '{cni_network}'" if cni_network else "")
             )
         problem = f"CNI container '{runtime_id}', interface {ifname} on network '{network.name}'"
         if self._cni_namespace_gone(container):

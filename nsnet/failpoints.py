@@ -3,6 +3,8 @@
 The engine calls ``hit("connect.veth")`` and the like before each step. When the environment
 variable ``NSNET_FAILPOINTS`` (a comma-separated list of step names) names that step, the call
 raises ``InjectedFailure``, so tests can check that every step already done is rolled back.
+Named as ``crash:STEP``, the process ends there at once instead, as a kill -9 would end it,
+so tests can check what a restart makes of a half-done step.
 """
 
 import os
@@ -17,7 +19,13 @@ def armed() -> set[str]:
     return {name.strip() for name in os.environ.get(_ENV, "").split(",") if name.strip()}
 
 
+CRASH_STATUS = 137  # what a shell reports for a process killed by SIGKILL
+
+
 def hit(step: str) -> None:
-    """Raise ``InjectedFailure`` if ``step`` is armed."""
-    if step in armed():
+    """Raise ``InjectedFailure`` if ``step`` is armed; end the process if ``crash:step`` is."""
+    steps = armed()
+    if f"crash:{step}" in steps:
+        os._exit(CRASH_STATUS)
+    if step in steps:
         raise InjectedFailure(f"injected failure at step '{step}'")

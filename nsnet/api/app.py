@@ -764,6 +764,7 @@ def add_nsnet_routes(app: FastAPI, runner: EngineRunner) -> None:
             body.network,
             body.netns,
             body.default_route,
+            body.cni_network,
         )
         return Response(status_code=204)
 

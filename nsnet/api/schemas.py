@@ -360,6 +360,7 @@ class CniCheckBody(CniAttachmentBody):
     network: str = Field(alias="Network")
     netns: str = Field(alias="Netns")
     default_route: bool = Field(False, alias="DefaultRoute")  # the previous result holds it
+    cni_network: str = Field("", alias="CniNetwork")
 
 
 class CniGcBody(DockerModel):

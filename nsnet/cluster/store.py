@@ -131,6 +131,14 @@ class ClusterStore:
         ):
             return 0
         lease = int(saved.get("lease", 0))
+        if saved.get("ttl") != self.config.ttl:
+            # A lease's TTL is fixed when granted: a new TTL needs a new lease. Registrations
+            # move to it as they are made again; the old one expires holding nothing.
+            if lease:
+                log.info(
+                    "cluster: the TTL is now %d s; taking a new lease for it", self.config.ttl
+                )
+            return 0
         if lease and connection.time_to_live(lease) > 0:
             log.info("cluster: lease %x of the previous run is still alive; keeping it", lease)
             return lease
@@ -186,7 +194,14 @@ class ClusterStore:
         """A new lease, remembered in the state directory for the next run."""
         lease = connection.grant(self.config.ttl)
         self.lease_file.write_text(
-            dumps({"lease": lease, "store": self.config.store_url, "host": str(self.host_address)})
+            dumps(
+                {
+                    "lease": lease,
+                    "store": self.config.store_url,
+                    "host": str(self.host_address),
+                    "ttl": self.config.ttl,
+                }
+            )
         )
         return lease
 

@@ -120,9 +120,12 @@ class DnsRegistry:
     def resolver_settings(
         self, container: Container, endpoints: list[tuple[Network, Endpoint]]
     ) -> dict[str, list[str]]:
-        """The resolv.conf the container's files hold, as a CNI result's ``dns`` gives it."""
+        """The resolvers a CNI result's ``dns`` gives: 127.0.0.11 when it listens there, else
+        the servers it would forward to (the namespace's port 53 may be the pod's own)."""
+        listening = container.id in self.server.sandbox_ids()
         dns = self._container_dns(
-            container, embedded=any(_named(network) for network, _ in endpoints)
+            container,
+            embedded=listening and any(_named(network) for network, _ in endpoints),
         )
         conf = parse_resolv_conf(dns.text)
         return {"nameservers": conf.nameservers, "search": conf.search, "options": conf.options}

@@ -48,12 +48,17 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
+from nsnet import failpoints
 from nsnet.errors import Conflict, NotFound, NsnetError, Unavailable
 from nsnet.kernel import namespace
 
 log = logging.getLogger(__name__)
 
 ALIAS_PREFIX = "nsnet:"
+# The link group of nsnet's veth pairs, set in the message that creates them: the alias that
+# names the owner can only come in a second message, and a crash in between must not leave a
+# pair that looks foreign (reconcile deletes a veth of this group with no alias). "nsnt".
+LINK_GROUP = 0x6E736E74
 IFF_UP = 0x1
 AF_INET = socket.AF_INET
 RT_TABLE_MAIN = 254
@@ -306,6 +311,7 @@ class Netlink:
                     ("IFLA_IFNAME", host_ifname),
                     ("IFLA_MTU", mtu),
                     ("IFLA_MASTER", master_index),
+                    ("IFLA_GROUP", LINK_GROUP),
                     ("IFLA_LINKINFO", {"attrs": linkinfo}),
                 ],
                 f"create veth pair '{host_ifname}'",
@@ -317,6 +323,7 @@ class Netlink:
             ("IFLA_INFO_SLAVE_DATA", {"attrs": [(IFLA_BRPORT_MODE, 1)]}),
         ]
         try:
+            failpoints.hit("connect.veth.mark")
             self.disable_ipv6(host_ifname)  # before it goes up, which would start IPv6 on it
             self._set_link(
                 host_ifname,
@@ -690,6 +697,7 @@ def _summary(message) -> dict:
         "mtu": message.get_attr("IFLA_MTU"),
         "up": bool(message["flags"] & IFF_UP),
         "link": message.get_attr("IFLA_LINK"),
+        "group": message.get_attr("IFLA_GROUP") or 0,
     }
 
 

@@ -537,3 +537,53 @@ def test_ports_come_back_with_the_first_network(web: Daemon, host: HostWithOutsi
     assert fetch(host.outside, host.host_address, 8085) == "hello from the pod"
     assert cni(web, "DEL", conf(), pod) == (0, None)
     assert cni(web, "DEL", conf("back"), pod, ifname="net1") == (0, None)
+
+
+def test_a_crash_between_making_a_pair_and_marking_it_leaves_nothing(
+    web: Daemon, host: HostWithOutside
+) -> None:
+    pod = host.pool.create("pod")
+    web.restart(env={"NSNET_FAILPOINTS": "crash:connect.veth.mark"})
+    code, error = cni(web, "ADD", conf(), pod)
+    assert code == 1 and error["code"] == 11, error  # nsnetd died mid-ADD
+    assert web.pid is None
+    web.restart(env={})
+    assert "removing half-made veth pair" in web.logs()
+    wait_until(lambda: in_pod(pod, "ip", "link", "show", "eth0").returncode != 0, "eth0 goes")
+    assert host_veths(web) == [] and attached(web) == {}
+    result = added(web, pod)  # the retry that code 11 invites
+    assert result["interfaces"][2]["name"] == "eth0"
+    assert cni(web, "DEL", conf(), pod) == (0, None)
+
+
+def test_a_pod_serving_dns_itself_is_told_the_upstream_servers(
+    web: Daemon, host: HostWithOutside
+) -> None:
+    pod = host.pool.create("pod")
+    program = (
+        "import socket, time\n"
+        "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('0.0.0.0', 53))\n"
+        "t = socket.socket(); t.bind(('0.0.0.0', 53)); t.listen(1)\n"
+        "print('ready', flush=True); time.sleep(600)\n"
+    )
+    server = pod.popen(sys.executable, "-c", program, stdout=subprocess.PIPE, text=True)
+    assert server.stdout.readline().strip() == "ready"
+    result = added(web, pod)
+    assert result["dns"]["nameservers"] == ["192.0.2.53"], result["dns"]  # the daemon's --dns
+    assert cni(web, "DEL", conf(), pod) == (0, None)
+
+
+def test_a_repeated_add_that_asks_for_something_else_is_refused(
+    web: Daemon, host: HostWithOutside
+) -> None:
+    pod = host.pool.create("pod")
+    result = added(web, pod)
+    taken = result["ips"][0]["address"].split("/")[0]
+    code, error = cni(web, "ADD", conf(), pod, args="IP=10.50.0.200")
+    assert code == 1 and error["code"] == 100 and taken in error["msg"], error
+    code, error = cni(web, "ADD", conf("other-name", network="web"), pod)
+    assert code == 1 and error["code"] == 100 and "'web'" in error["msg"], error
+    code, error = cni(web, "CHECK", conf("other-name", network="web", prevResult=result), pod)
+    assert code == 1 and error["code"] == 3, error
+    assert cni(web, "ADD", conf(), pod) == (0, result)
+    assert cni(web, "DEL", conf(), pod) == (0, None)

@@ -139,8 +139,8 @@ def fake(monkeypatch) -> FakeEtcd:
     return shared
 
 
-def host(fake: FakeEtcd, tmp_path, number: int) -> ClusterStore:
-    config = ClusterConfig("198.51.100.100", 2379, IPv4Address(f"198.51.100.{number}"), 5, "h")
+def host(fake: FakeEtcd, tmp_path, number: int, ttl: int = 5) -> ClusterStore:
+    config = ClusterConfig("198.51.100.100", 2379, IPv4Address(f"198.51.100.{number}"), ttl, "h")
     store = ClusterStore(config, tmp_path / f"lease{number}")
     store.open()
     return store
@@ -342,6 +342,13 @@ def test_a_restarted_daemon_keeps_a_live_lease(fake, tmp_path) -> None:
     fake.expire(one.lease)
     third = host(fake, tmp_path, 1)
     assert third.lease != one.lease
+
+
+def test_a_daemon_restarted_with_another_ttl_takes_a_lease_of_that_ttl(fake, tmp_path) -> None:
+    one = host(fake, tmp_path, 1, ttl=15)
+    again = host(fake, tmp_path, 1, ttl=3)  # a lease's TTL is fixed when it is granted
+    assert again.lease != one.lease
+    assert host(fake, tmp_path, 1, ttl=3).lease == again.lease
 
 
 def record(network: Network, endpoint_id: str, address, store: ClusterStore) -> EndpointRecord:
