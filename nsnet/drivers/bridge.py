@@ -286,13 +286,12 @@ class BridgeDriver:
         """
         if netns_path:
             sandbox = self.sandboxes(netns_path)
-            index = sandbox.link_index(endpoint.container_ifname)
+            found = sandbox.link_and_peer(endpoint.container_ifname)
             # Only the peer of nsnet's host end: an interface of that name that someone else
             # made there (a CNI runtime's namespace is not nsnet's) is left alone.
-            host_index = self.host.link_index(endpoint.host_ifname)
-            if index is not None and host_index is not None:
-                if sandbox.link(index)["link"] == host_index:
-                    sandbox.set_down(index)
-                    sandbox.rename(index, "gone" + endpoint.host_ifname.removeprefix("veth"))
+            if found is not None and found[1] == self.host.link_index(endpoint.host_ifname):
+                index = found[0]
+                sandbox.set_down(index)
+                sandbox.rename(index, "gone" + endpoint.host_ifname.removeprefix("veth"))
         self.reaper.delete(endpoint.host_ifname)
         log.debug("network %s: endpoint %s left", network.name, endpoint.host_ifname)

@@ -76,6 +76,10 @@ VXLAN_PORT = 4789  # IANA's; the kernel's default (8472) must never be relied on
 
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
 _IFINFO_INDEX = struct.Struct("=i")  # ifinfomsg.ifi_index sits 4 bytes into the body
+_IFINFO_SIZE = 16  # struct ifinfomsg: family, pad, type, index, flags, change
+_RTA = struct.Struct("=HH")  # struct rtattr: length (header included), type
+_U32 = struct.Struct("=I")
+IFLA_LINK_TYPE = 5  # IFLA_LINK: the index of the link's lower device, a veth's peer
 
 
 IPV6_CONF = "/proc/sys/net/ipv6/conf"
@@ -205,6 +209,29 @@ class Netlink:
             raise translate(error, f"look up link '{ifname}'") from error
         # Reading the fixed header field avoids decoding the whole message (~0.3 ms).
         return _IFINFO_INDEX.unpack_from(replies[0], _HEADER.size + 4)[0]
+
+    def link_and_peer(self, ifname: str) -> tuple[int, int | None] | None:
+        """The index of ``ifname`` and its IFLA_LINK (a veth's peer index), or None when there
+        is no such link; read from the raw answer, as ``link_index`` reads its index."""
+        message = ifinfmsg()
+        message["attrs"] = [("IFLA_IFNAME", ifname)]
+        try:
+            replies = self.request(message, RTM_GETLINK)
+        except NetlinkFailure as error:
+            if error.errno == errno.ENODEV:
+                return None
+            raise translate(error, f"look up link '{ifname}'") from error
+        raw = replies[0]
+        index = _IFINFO_INDEX.unpack_from(raw, _HEADER.size + 4)[0]
+        offset = _HEADER.size + _IFINFO_SIZE
+        while offset + _RTA.size <= len(raw):
+            length, kind = _RTA.unpack_from(raw, offset)
+            if length < _RTA.size:
+                break
+            if kind == IFLA_LINK_TYPE and length >= _RTA.size + 4:
+                return index, _U32.unpack_from(raw, offset + _RTA.size)[0]
+            offset += (length + 3) & ~3
+        return index, None
 
     def link(self, index: int) -> dict:
         """A summary of one link: ifname, alias, kind, master, mac, mtu, up, peer index."""
