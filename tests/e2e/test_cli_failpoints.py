@@ -42,6 +42,7 @@ OPERATIONS = {
     "connect.allocate": (CONNECT, ["network", "disconnect", "front", "loose"]),
     "connect.store": (CONNECT, ["network", "disconnect", "front", "loose"]),
     "connect.veth": (CONNECT, ["network", "disconnect", "front", "loose"]),
+    "connect.veth.mark": (CONNECT, ["network", "disconnect", "front", "loose"]),
     "connect.address": (CONNECT, ["network", "disconnect", "front", "loose"]),
     "connect.route": (CONNECT, ["network", "disconnect", "front", "loose"]),
     "connect.ports": (CONNECT, ["network", "disconnect", "front", "loose"]),
